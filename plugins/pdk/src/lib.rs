@@ -29,7 +29,7 @@ pub use spoke::connector::manifest::{
     WebhookTopic, Window,
 };
 pub use spoke::connector::types::{ErrorKind, Method};
-pub use spoke::connector::{auth, kv, log, rate_limit};
+pub use spoke::connector::{auth, config, kv, log, rate_limit};
 
 /// Everything about a connector except its operations.
 pub struct Info {

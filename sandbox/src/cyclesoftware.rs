@@ -1,0 +1,1 @@
+//! Simulator: cyclesoftware (to be written).

@@ -1,0 +1,1 @@
+//! Simulator: lagerkoll (to be written).

@@ -1,0 +1,1 @@
+//! Simulator: wics (to be written).

@@ -1,0 +1,1 @@
+//! cyclesoftware connector against its simulator (to be written).

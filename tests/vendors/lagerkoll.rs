@@ -1,0 +1,1 @@
+//! lagerkoll connector against its simulator (to be written).

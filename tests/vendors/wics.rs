@@ -1,0 +1,1 @@
+//! wics connector against its simulator (to be written).
