@@ -1,1 +1,138 @@
-pub fn x() {}
+//! Spoke: a connector runtime. Vendor connectors run as WebAssembly
+//! components; the host owns everything trusted — credentials, rate limits,
+//! network access, durability.
+//!
+//! Embedding:
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let config = spoke::Config::load(std::path::Path::new("spoke.toml"))?;
+//! let host = spoke::Host::start(config).await?;
+//! let order = host.call("wics", "get_order", serde_json::json!({"reference": "SO-1"})).await?;
+//! # Ok(()) }
+//! ```
+pub mod cli;
+pub mod config;
+pub mod connector;
+pub mod error;
+pub mod imports;
+pub mod manifest;
+pub mod plugin;
+pub mod rate_limit;
+pub mod server;
+pub mod store;
+
+pub use config::{Config, ConfigError, Secret};
+pub use error::{CallError, ErrorKind};
+pub use manifest::{Event, Manifest, Received};
+
+use anyhow::{Context, Result};
+use connector::{Binding, Shared};
+use plugin::{EngineLimits, Plugin, Runtime};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+/// A running Spoke host: loaded plugins bound to configured connectors.
+pub struct Host {
+    config: Config,
+    runtime: Runtime,
+    shared: Arc<Shared>,
+    plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
+    bindings: RwLock<BTreeMap<String, Arc<Binding>>>,
+}
+
+impl Host {
+    /// Load every plugin in the configured folder and bind the configured
+    /// connectors to them. A connector whose plugin is missing or cannot
+    /// serve it is a config error naming the key.
+    pub async fn start(config: Config) -> Result<Host> {
+        // reqwest is built without a default TLS provider; pick ring once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let runtime = Runtime::new(
+            &config.cache_dir,
+            EngineLimits { memory_bytes: (config.limits.memory_mib as usize) << 20, call_timeout: config.limits.call_timeout(), max_instances: 256 },
+        )?;
+        let store = Arc::new(store::Store::open(&config.store)?);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("spoke/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the HTTP client")?;
+        let shared = Arc::new(Shared { http, store, limits: config.limits.clone(), buckets: Default::default(), config_source: config.source.clone() });
+
+        let (loaded, _failed) = runtime.load_dir(&config.plugins_dir).await?;
+        let mut plugins = BTreeMap::new();
+        for p in loaded {
+            let name = p.manifest.name.clone();
+            if let Some(other) = plugins.insert(name.clone(), Arc::new(p)) {
+                anyhow::bail!("two plugins are named {name}: {} and another in {}", other.path.display(), config.plugins_dir.display());
+            }
+        }
+        let mut bindings = BTreeMap::new();
+        for (name, c) in &config.connectors {
+            let plugin = plugins.get(&c.plugin).cloned().ok_or_else(|| {
+                let known: Vec<_> = plugins.keys().map(String::as_str).collect();
+                config.error(format!("connectors.{name}.plugin"), format!("no plugin named {:?} in {} (loaded: {})", c.plugin, config.plugins_dir.display(), if known.is_empty() { "none".into() } else { known.join(", ") }))
+            })?;
+            bindings.insert(name.clone(), Arc::new(Binding::new(c, plugin, shared.clone())?));
+        }
+        Ok(Host { config, runtime, shared, plugins: RwLock::new(plugins), bindings: RwLock::new(bindings) })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<store::Store> {
+        &self.shared.store
+    }
+
+    /// Loaded plugins, by manifest name.
+    pub fn plugins(&self) -> Vec<Arc<Plugin>> {
+        self.plugins.read().unwrap().values().cloned().collect()
+    }
+
+    /// Configured connectors, by name.
+    pub fn connectors(&self) -> Vec<Arc<Binding>> {
+        self.bindings.read().unwrap().values().cloned().collect()
+    }
+
+    pub fn connector(&self, name: &str) -> Result<Arc<Binding>, CallError> {
+        self.bindings.read().unwrap().get(name).cloned().ok_or_else(|| {
+            let known: Vec<_> = self.bindings.read().unwrap().keys().cloned().collect();
+            CallError::new(ErrorKind::Unsupported, format!("no connector named {name:?}; configured: {}", if known.is_empty() { "none".into() } else { known.join(", ") }))
+        })
+    }
+
+    /// The manifest of a connector, or of a loaded plugin by that name.
+    pub fn manifest(&self, name: &str) -> Option<Manifest> {
+        if let Ok(b) = self.connector(name) {
+            return Some(b.manifest().clone());
+        }
+        self.plugins.read().unwrap().get(name).map(|p| p.manifest.clone())
+    }
+
+    /// Run `operation` of `connector` with `input`.
+    pub async fn call(&self, connector: &str, operation: &str, input: serde_json::Value) -> Result<serde_json::Value, CallError> {
+        let binding = self.connector(connector)?;
+        if binding.manifest().operation(operation).is_none() {
+            let mut names: Vec<_> = binding.manifest().operations.iter().map(|o| o.name.as_str()).collect();
+            names.sort_unstable();
+            return Err(CallError::new(ErrorKind::Unsupported, format!("connector {connector} has no operation {operation:?}; it has: {}", names.join(", "))));
+        }
+        let plugin = binding.plugin.clone();
+        let output = plugin.invoke(binding, operation, &input.to_string()).await?;
+        serde_json::from_str(&output).map_err(|e| CallError::new(ErrorKind::Internal, format!("{connector}.{operation} returned output that is not JSON: {e}")))
+    }
+
+    /// Hand a received webhook to the connector's plugin: verified and
+    /// normalized events, or why it was refused.
+    pub async fn webhook(&self, connector: &str, received: &Received) -> Result<Vec<Event>, CallError> {
+        let binding = self.connector(connector)?;
+        let plugin = binding.plugin.clone();
+        plugin.handle_webhook(binding, received).await
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+}

@@ -1,0 +1,319 @@
+//! `spoke.toml`: what the host runs. Secrets are references (`env:NAME`,
+//! `file:PATH`, or `value:TEXT` for sandboxes) resolved once at load into
+//! [`Secret`]s, which never print.
+use crate::manifest::Window;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A secret value. `Debug` and `Display` print `***`; the value is only
+/// reachable through [`Secret::expose`], at the call that needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A configuration problem: the file, the key, and what was expected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}: `{}`: {}", self.file, self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Limits that protect the host from plugins and vendors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Guest execution time per call (time spent waiting in host imports,
+    /// e.g. for the network, does not count).
+    pub call_timeout_secs: f64,
+    /// Linear memory cap per plugin instance.
+    pub memory_mib: u32,
+    /// Timeout of one outbound HTTP request.
+    pub http_timeout_secs: f64,
+    /// Largest vendor response body accepted.
+    pub max_response_bytes: usize,
+    /// Longest a request waits for rate budget before failing `rate-limited`.
+    pub max_rate_wait_secs: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            call_timeout_secs: 30.0,
+            memory_mib: 64,
+            http_timeout_secs: 30.0,
+            max_response_bytes: 16 << 20,
+            max_rate_wait_secs: 120.0,
+        }
+    }
+}
+
+impl Limits {
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.call_timeout_secs)
+    }
+    pub fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.http_timeout_secs)
+    }
+    pub fn max_rate_wait(&self) -> Duration {
+        Duration::from_secs_f64(self.max_rate_wait_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateOverride {
+    pub windows: Vec<Window>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnector {
+    plugin: String,
+    base_url: Option<String>,
+    country: Option<String>,
+    #[serde(default)]
+    credentials: BTreeMap<String, String>,
+    #[serde(default)]
+    settings: BTreeMap<String, String>,
+    #[serde(default)]
+    rate_limits: BTreeMap<String, RateOverride>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    plugins_dir: Option<PathBuf>,
+    scripts_dir: Option<PathBuf>,
+    store: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    listen: Option<String>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    connectors: BTreeMap<String, RawConnector>,
+}
+
+/// One configured connector: a plugin plus an account.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    pub name: String,
+    /// The manifest name of the plugin that serves it.
+    pub plugin: String,
+    pub base_url: Option<String>,
+    pub country: Option<String>,
+    pub credentials: BTreeMap<String, Secret>,
+    pub settings: BTreeMap<String, String>,
+    pub rate_limits: BTreeMap<String, RateOverride>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the config came from, for error messages.
+    pub source: String,
+    pub plugins_dir: PathBuf,
+    pub scripts_dir: PathBuf,
+    pub store: PathBuf,
+    pub cache_dir: PathBuf,
+    pub listen: String,
+    pub limits: Limits,
+    pub connectors: BTreeMap<String, ConnectorConfig>,
+}
+
+impl Config {
+    /// Read and check a config file. Relative paths in it are relative to
+    /// the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::parse(&text, &file, &base)
+    }
+
+    /// Parse config text; `source` names it in errors, `base` anchors
+    /// relative paths.
+    pub fn parse(text: &str, source: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: source.to_string(),
+            key: String::new(),
+            message: e.to_string().trim().replace('\n', " | "),
+        })?;
+        let err = |key: String, message: String| ConfigError { file: source.to_string(), key, message };
+        let rel = |p: Option<PathBuf>, default: &str| {
+            let p = p.unwrap_or_else(|| PathBuf::from(default));
+            if p.is_absolute() { p } else { base.join(p) }
+        };
+        if raw.limits.call_timeout_secs <= 0.0 {
+            return Err(err("limits.call_timeout_secs".into(), "must be greater than 0".into()));
+        }
+        if raw.limits.memory_mib < 1 {
+            return Err(err("limits.memory_mib".into(), "must be at least 1".into()));
+        }
+        let mut connectors = BTreeMap::new();
+        for (name, c) in raw.connectors {
+            if !is_identifier(&name) {
+                return Err(err(format!("connectors.{name}"), "connector names are lower-case letters, digits and `_`, starting with a letter".into()));
+            }
+            if let Some(url) = &c.base_url {
+                let parsed = url::Url::parse(url).map_err(|e| err(format!("connectors.{name}.base_url"), format!("expected an http(s) URL, got {url:?}: {e}")))?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                    return Err(err(format!("connectors.{name}.base_url"), format!("expected an http(s) URL with a host, got {url:?}")));
+                }
+            }
+            let mut credentials = BTreeMap::new();
+            for (field, reference) in c.credentials {
+                let key = format!("connectors.{name}.credentials.{field}");
+                let secret = resolve_secret(&reference, base).map_err(|m| err(key, m))?;
+                credentials.insert(field, secret);
+            }
+            for (policy, o) in &c.rate_limits {
+                if o.windows.is_empty() || o.windows.iter().any(|w| w.limit == 0 || w.seconds == 0) {
+                    return Err(err(format!("connectors.{name}.rate_limits.{policy}.windows"), "expected a non-empty list of {limit = N, seconds = S} with N, S > 0".into()));
+                }
+            }
+            connectors.insert(
+                name.clone(),
+                ConnectorConfig {
+                    name,
+                    plugin: c.plugin,
+                    base_url: c.base_url,
+                    country: c.country.map(|c| c.to_ascii_lowercase()),
+                    credentials,
+                    settings: c.settings,
+                    rate_limits: c.rate_limits,
+                },
+            );
+        }
+        Ok(Config {
+            source: source.to_string(),
+            plugins_dir: rel(raw.plugins_dir, "plugins"),
+            scripts_dir: rel(raw.scripts_dir, "scripts"),
+            store: rel(raw.store, ".spoke/spoke.db"),
+            cache_dir: rel(raw.cache_dir, ".spoke/cache"),
+            listen: raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
+            limits: raw.limits,
+            connectors,
+        })
+    }
+
+    pub fn error(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError { file: self.source.clone(), key: key.into(), message: message.into() }
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Resolve `env:NAME`, `file:PATH` or `value:TEXT`. The error never contains
+/// the value, only the reference.
+fn resolve_secret(reference: &str, base: &Path) -> Result<Secret, String> {
+    if let Some(var) = reference.strip_prefix("env:") {
+        std::env::var(var).map(Secret).map_err(|_| format!("environment variable {var} is not set"))
+    } else if let Some(path) = reference.strip_prefix("file:") {
+        let p = Path::new(path);
+        let p = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        std::fs::read_to_string(&p)
+            .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_string()))
+            .map_err(|e| format!("cannot read secret file {}: {e}", p.display()))
+    } else if let Some(value) = reference.strip_prefix("value:") {
+        Ok(Secret(value.to_string()))
+    } else {
+        Err("expected a reference `env:NAME`, `file:PATH` or `value:TEXT` (the value itself is not shown)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "spoke.toml", Path::new("/etc/spoke"))
+    }
+
+    #[test]
+    fn resolves_references_and_relative_paths() {
+        std::env::set_var("SPOKE_TEST_SECRET_A", "s3cret-a");
+        let c = parse(
+            r#"
+            plugins_dir = "p"
+            [connectors.wics]
+            plugin = "wics"
+            base_url = "http://127.0.0.1:1"
+            credentials = { apikey = "env:SPOKE_TEST_SECRET_A", apisecret = "value:lit" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.plugins_dir, Path::new("/etc/spoke/p"));
+        let w = &c.connectors["wics"];
+        assert_eq!(w.credentials["apikey"].expose(), "s3cret-a");
+        assert_eq!(w.credentials["apisecret"].expose(), "lit");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cret-a") && !debug.contains("lit\""), "secret leaked in Debug: {debug}");
+    }
+
+    #[test]
+    fn names_file_key_and_expectation() {
+        let e = parse("[connectors.wics]\nplugin = \"wics\"\ncredentials = { apikey = \"plain-secret-value\" }\n").unwrap_err();
+        assert_eq!(e.key, "connectors.wics.credentials.apikey");
+        assert!(e.message.contains("env:NAME"));
+        assert!(!e.to_string().contains("plain-secret-value"));
+
+        let e = parse("[connectors.wics]\nplugin = \"wics\"\nbase_url = \"not a url\"\n").unwrap_err();
+        assert_eq!(e.key, "connectors.wics.base_url");
+
+        let e = parse("listen = 5\n").unwrap_err();
+        assert!(e.to_string().starts_with("spoke.toml: "), "{e}");
+        assert!(e.message.contains("listen"), "{e}");
+
+        let e = parse("[connectors.wics]\nplugin = \"wics\"\nbogus = 1\n").unwrap_err();
+        assert!(e.message.contains("bogus"), "{e}");
+
+        let e = parse("[connectors.wics]\nplugin = \"wics\"\nrate_limits.x = { windows = [] }\n").unwrap_err();
+        assert_eq!(e.key, "connectors.wics.rate_limits.x.windows");
+
+        std::env::remove_var("SPOKE_TEST_SECRET_MISSING");
+        let e = parse("[connectors.wics]\nplugin = \"wics\"\ncredentials = { k = \"env:SPOKE_TEST_SECRET_MISSING\" }\n").unwrap_err();
+        assert!(e.message.contains("SPOKE_TEST_SECRET_MISSING is not set"), "{e}");
+    }
+}

@@ -1,0 +1,255 @@
+//! `http`: outbound requests to the connector's vendor, and nowhere else.
+use super::CallState;
+use crate::error::{CallError, ErrorKind};
+use crate::manifest::AuthMethod;
+use crate::plugin::v0_1_0::{self as wit, http};
+use base64::Engine as _;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A path the plugin may ask for: relative, no traversal, no tricks. The
+/// check is on the raw text, before any URL parser can normalise it.
+pub fn check_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("path {path:?} must start with `/`: plugins name a path under the connector's base URL, never a URL"));
+    }
+    if path.starts_with("//") {
+        return Err(format!("path {path:?} starts with `//`, which would name another host"));
+    }
+    if let Some(c) = path.chars().find(|c| c.is_control() || c.is_whitespace() || matches!(c, '\\' | '#' | '@')) {
+        return Err(format!("path {path:?} contains {c:?}, which is not allowed"));
+    }
+    let lower = path.to_ascii_lowercase();
+    for encoded in ["%2e", "%2f", "%5c", "%00", "%40", "%23", "%3f%3f"] {
+        if lower.contains(encoded) {
+            return Err(format!("path {path:?} contains the encoded character {encoded}, which could escape the base URL"));
+        }
+    }
+    let only_path = path.split('?').next().unwrap_or(path);
+    if only_path.split('/').any(|seg| seg == ".." || seg == ".") {
+        return Err(format!("path {path:?} contains a `.` or `..` segment"));
+    }
+    Ok(())
+}
+
+fn refused(message: impl Into<String>) -> wit::types::Error {
+    CallError::new(ErrorKind::Refused, message).into()
+}
+
+fn reqwest_method(m: wit::types::Method) -> reqwest::Method {
+    use wit::types::Method as M;
+    match m {
+        M::Get => reqwest::Method::GET,
+        M::Post => reqwest::Method::POST,
+        M::Put => reqwest::Method::PUT,
+        M::Patch => reqwest::Method::PATCH,
+        M::Delete => reqwest::Method::DELETE,
+        M::Head => reqwest::Method::HEAD,
+    }
+}
+
+impl http::Host for CallState {
+    async fn send(&mut self, request: http::Request) -> Result<http::Response, wit::types::Error> {
+        let entered = Instant::now();
+        let result = self.send_inner(request).await;
+        self.host_time += entered.elapsed();
+        result
+    }
+}
+
+impl CallState {
+    async fn send_inner(&mut self, request: http::Request) -> Result<http::Response, wit::types::Error> {
+        let binding = self.binding()?.clone();
+        check_path(&request.path).map_err(refused)?;
+
+        // Join to the base URL and prove the result stayed under it.
+        let base = &binding.base_url;
+        let base_path = base.path().trim_end_matches('/');
+        let mut url = base.join(&format!("{base_path}{}", request.path)).map_err(|e| refused(format!("path {:?} does not form a URL: {e}", request.path)))?;
+        if url.origin() != base.origin() || !url.path().starts_with(base_path) {
+            return Err(refused(format!("path {:?} would leave {}", request.path, base.origin().ascii_serialization())));
+        }
+        if !request.query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in &request.query {
+                pairs.append_pair(k, v);
+            }
+        }
+
+        let manifest = binding.manifest();
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut auth_headers: Vec<String> = vec!["authorization".into()];
+        for scheme in &manifest.auth_schemes {
+            if let AuthMethod::Headers { headers } = &scheme.method {
+                auth_headers.extend(headers.iter().map(|(h, _)| h.to_ascii_lowercase()));
+            }
+        }
+        for (name, value) in &request.headers {
+            let lower = name.to_ascii_lowercase();
+            if auth_headers.contains(&lower) || lower == "host" || lower == "content-length" {
+                return Err(refused(format!("header {name:?} is set by the host, not by plugins")));
+            }
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| refused(format!("{name:?} is not a valid header name")))?;
+            let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| refused(format!("header {name} has an invalid value")))?;
+            headers.append(name, value);
+        }
+        // Credentials: injected here, never seen by the guest.
+        for scheme_name in &request.auth {
+            let scheme = manifest.auth_scheme(scheme_name).ok_or_else(|| refused(format!("auth scheme {scheme_name:?} is not in the manifest")))?;
+            let field = |f: &str| {
+                binding.config.credentials.get(f).ok_or_else(|| {
+                    refused(format!("connector {} has no credential `{f}` (needed by auth scheme {scheme_name:?}); set connectors.{}.credentials.{f}", binding.name(), binding.name()))
+                })
+            };
+            let mut set = |name: &str, value: String| -> Result<(), wit::types::Error> {
+                let mut v = reqwest::header::HeaderValue::from_str(&value).map_err(|_| refused(format!("credential for header {name} is not a valid header value")))?;
+                v.set_sensitive(true);
+                headers.insert(reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| refused(format!("{name:?} is not a valid header name")))?, v);
+                Ok(())
+            };
+            match &scheme.method {
+                AuthMethod::Basic { username_field, password_field } => {
+                    let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", field(username_field)?.expose(), field(password_field)?.expose()));
+                    set("authorization", format!("Basic {token}"))?;
+                }
+                AuthMethod::Headers { headers: pairs } => {
+                    for (header, f) in pairs {
+                        set(header, field(f)?.expose().to_string())?;
+                    }
+                }
+                AuthMethod::Bearer { field: f } => set("authorization", format!("Bearer {}", field(f)?.expose()))?,
+                AuthMethod::Query { params } => {
+                    for (param, f) in params {
+                        url.query_pairs_mut().append_pair(param, field(f)?.expose());
+                    }
+                }
+            }
+        }
+
+        let limits = &binding.shared.limits;
+        let buckets: Vec<_> = binding
+            .policies
+            .iter()
+            .filter(|(p, _)| p.applies_to(&self.operation))
+            .filter(|(p, _)| !take_reserved(&mut self.reserved, &p.name))
+            .map(|(_, b)| b.clone())
+            .collect();
+        let started = Instant::now();
+        let method = reqwest_method(request.method);
+        loop {
+            let permit = crate::rate_limit::acquire(&buckets, limits.max_rate_wait().saturating_sub(started.elapsed())).await.map_err(|w| {
+                let mut e = CallError::new(ErrorKind::RateLimited, format!("rate policy `{}` of {} has no budget for another {:.1} s", w.bucket, binding.name(), w.retry_after.as_secs_f64()));
+                e.retry_after_ms = Some(w.retry_after.as_millis() as u64);
+                wit::types::Error::from(e)
+            })?;
+            let mut builder = binding.shared.http.request(method.clone(), url.clone()).headers(headers.clone()).timeout(limits.http_timeout());
+            if let Some(body) = &request.body {
+                builder = builder.body(body.clone());
+            }
+            let sent = builder.send().await;
+            let response = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    permit.finish();
+                    // reqwest's error text includes the URL, which may carry a
+                    // query credential: report without it.
+                    let e = e.without_url();
+                    let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Transport };
+                    return Err(CallError::new(kind, format!("{} {}: {e}", method, request.path.split('?').next().unwrap_or(""))).into());
+                }
+            };
+            let status = response.status().as_u16();
+            let resp_headers: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let body = read_capped(response, limits.max_response_bytes).await;
+            permit.finish();
+            for b in &buckets {
+                b.observe_headers(&resp_headers);
+            }
+            let retry_after = resp_headers.iter().find(|(k, _)| k == "retry-after").and_then(|(_, v)| v.trim().parse::<f64>().ok()).map(Duration::from_secs_f64);
+            if status == 429 {
+                // The vendor refused it, so sending again is safe even for a
+                // non-idempotent operation. Wait as told, within the bound.
+                let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                for b in &buckets {
+                    b.block_for(wait);
+                }
+                tracing::warn!(connector = binding.name(), operation = %self.operation, wait_ms = wait.as_millis() as u64, "vendor answered 429; waiting before retrying");
+                if started.elapsed() + wait <= limits.max_rate_wait() {
+                    continue;
+                }
+            } else if let Some(wait) = retry_after.filter(|_| status == 503) {
+                for b in &buckets {
+                    b.block_for(wait);
+                }
+            }
+            let body = body?;
+            tracing::debug!(connector = binding.name(), operation = %self.operation, %method, path = %request.path.split('?').next().unwrap_or(""), status, "vendor request");
+            return Ok(http::Response { status, headers: resp_headers, body });
+        }
+    }
+}
+
+fn take_reserved(reserved: &mut std::collections::HashMap<String, u32>, bucket: &str) -> bool {
+    match reserved.get_mut(bucket) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
+    }
+}
+
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, wit::types::Error> {
+    if response.content_length().is_some_and(|n| n as usize > cap) {
+        return Err(CallError::new(ErrorKind::Refused, format!("vendor response of {} bytes exceeds the {cap}-byte cap", response.content_length().unwrap_or(0))).into());
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > cap {
+                    return Err(CallError::new(ErrorKind::Refused, format!("vendor response exceeds the {cap}-byte cap")).into());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Transport };
+                return Err(CallError::new(kind, format!("reading the vendor response: {}", e.without_url())).into());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_path;
+
+    #[test]
+    fn refuses_everything_that_could_leave_the_origin() {
+        for bad in [
+            "http://evil.example/x",
+            "evil.example/x",
+            "//evil.example/x",
+            "/a/../../etc",
+            "/a/./b",
+            "/%2e%2e/x",
+            "/a%2Fb",
+            "/a%5c..",
+            "/x@evil",
+            "/a\\b",
+            "/a b",
+            "/a\nb",
+            "/a#frag",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad:?} was accepted");
+        }
+        for good in ["/", "/api/order/123", "/api/stock?nettoSalable[gte]=1000", "/v1/customer_orders/12/send", "/a/b%20c"] {
+            assert!(check_path(good).is_ok(), "{good:?} was refused");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! `kv`: small persistent values, private to each connector.
+use super::CallState;
+use crate::error::{CallError, ErrorKind};
+use crate::plugin::v0_1_0::{kv, types};
+
+/// Bounds that keep `kv` small, as the WIT promises.
+const MAX_KEY: usize = 256;
+const MAX_VALUE: usize = 64 * 1024;
+
+fn store_error(e: impl std::fmt::Display) -> types::Error {
+    CallError::new(ErrorKind::Internal, format!("kv store: {e}")).into()
+}
+
+fn check_key(key: &str) -> Result<(), types::Error> {
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(CallError::new(ErrorKind::InvalidInput, format!("kv keys are 1..={MAX_KEY} bytes")).into());
+    }
+    Ok(())
+}
+
+impl kv::Host for CallState {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, types::Error> {
+        check_key(&key)?;
+        let b = self.binding()?;
+        b.shared.store.kv_get(b.name(), &key).map_err(store_error)
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), types::Error> {
+        check_key(&key)?;
+        if value.len() > MAX_VALUE {
+            return Err(CallError::new(ErrorKind::InvalidInput, format!("kv values are at most {MAX_VALUE} bytes, got {}", value.len())).into());
+        }
+        let b = self.binding()?;
+        b.shared.store.kv_set(b.name(), &key, &value).map_err(store_error)
+    }
+
+    async fn delete(&mut self, key: String) -> Result<(), types::Error> {
+        check_key(&key)?;
+        let b = self.binding()?;
+        b.shared.store.kv_delete(b.name(), &key).map_err(store_error)
+    }
+}

@@ -1,0 +1,252 @@
+//! Running plugins: one wasmtime engine, compiled components cached on disk,
+//! `InstancePre` per plugin, a fresh pooled instance per call, and per-call
+//! limits — guest execution time (epochs), memory (a store limiter) — so a
+//! plugin that loops, bloats or traps fails its own call and nothing else.
+pub mod cache;
+pub mod v0_1_0;
+
+use crate::connector::Binding;
+use crate::error::{CallError, ErrorKind};
+use crate::imports::CallState;
+use crate::manifest::{Event, Manifest, Received};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+pub use cache::Source;
+
+/// One epoch tick. Deadlines are checked at this granularity.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Settings the engine is built with.
+#[derive(Debug, Clone)]
+pub struct EngineLimits {
+    pub memory_bytes: usize,
+    pub call_timeout: Duration,
+    /// Instances that may exist at once (pooling slots).
+    pub max_instances: u32,
+}
+
+/// The engine, the linker with every import, and the compile cache.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: cache::Cache,
+    limits: EngineLimits,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A loaded plugin, ready to instantiate.
+pub struct Plugin {
+    pub manifest: Manifest,
+    pub path: PathBuf,
+    /// SHA-256 of the component file, hex.
+    pub hash: String,
+    pub source: Source,
+    pre: v0_1_0::ConnectorPre<CallState>,
+    runtime: Arc<RuntimeRef>,
+}
+
+/// What a plugin needs of the runtime at call time.
+struct RuntimeRef {
+    engine: Engine,
+    limits: EngineLimits,
+}
+
+/// Caps each store's linear memory and remembers that it did, so the error
+/// can say "memory cap" instead of a bare trap.
+pub(crate) struct MemoryLimiter {
+    max: usize,
+    hit: bool,
+}
+
+impl MemoryLimiter {
+    pub(crate) fn new(max: usize) -> Self {
+        MemoryLimiter { max, hit: false }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let ok = desired <= self.max;
+        self.hit |= !ok;
+        Ok(ok)
+    }
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl Runtime {
+    pub fn new(cache_dir: &Path, limits: EngineLimits) -> Result<Runtime> {
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        // Explicit counts: the defaults reserve terabytes of address space.
+        let n = limits.max_instances;
+        pool.total_component_instances(n)
+            .total_core_instances(n * 4)
+            .total_memories(n * 2)
+            .total_tables(n * 4)
+            .total_stacks(n)
+            .max_memory_size(limits.memory_bytes);
+        let mut config = wasmtime::Config::new();
+        config
+            .epoch_interruption(true)
+            .wasm_component_model(true)
+            .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
+            .memory_reservation(limits.memory_bytes as u64)
+            .memory_guard_size(64 << 10)
+            .memory_reservation_for_growth(0);
+        let engine = Engine::new(&config)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        v0_1_0::Connector::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (e, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new().name("spoke-epoch".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                e.increment_epoch();
+            }
+        })?;
+        Ok(Runtime { engine, linker, cache: cache::Cache::new(cache_dir), limits, stop_ticker })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Load one component: compile (or map from cache), link, describe.
+    pub async fn load(&self, path: &Path) -> Result<Plugin> {
+        let started = Instant::now();
+        let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
+        let (component, source) = self.cache.load(&self.engine, &wasm).with_context(|| format!("compiling {}", path.display()))?;
+        let pre = self.linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| format!("linking {}: it imports something Spoke does not provide", path.display()))?;
+        let pre = v0_1_0::ConnectorPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("{} does not implement spoke:connector/connector@0.1.0", path.display()))?;
+        let runtime = Arc::new(RuntimeRef { engine: self.engine.clone(), limits: self.limits.clone() });
+        let mut plugin = Plugin {
+            manifest: Manifest { name: String::new(), version: String::new(), vendor: String::new(), description: String::new(), base_urls: vec![], auth_schemes: vec![], rate_policies: vec![], operations: vec![], webhook_topics: vec![] },
+            path: path.to_path_buf(),
+            hash,
+            source,
+            pre,
+            runtime,
+        };
+        plugin.manifest = plugin.describe().await.map_err(|e| anyhow::anyhow!("{}: describe failed: {e}", path.display()))?;
+        tracing::info!(
+            plugin = %plugin.manifest.name,
+            version = %plugin.manifest.version,
+            operations = plugin.manifest.operations.len(),
+            from = if source == Source::Cache { "compile cache" } else { "fresh compile" },
+            ms = format!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
+            "loaded plugin {}",
+            path.display()
+        );
+        Ok(plugin)
+    }
+
+    /// Load every `*.wasm` in `dir`, in name order. A plugin that fails to
+    /// load is reported and skipped; the others still load.
+    pub async fn load_dir(&self, dir: &Path) -> Result<(Vec<Plugin>, Vec<(PathBuf, anyhow::Error)>)> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading plugin folder {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        paths.sort();
+        let mut plugins = Vec::new();
+        let mut failed = Vec::new();
+        for path in paths {
+            match self.load(&path).await {
+                Ok(p) => plugins.push(p),
+                Err(e) => {
+                    tracing::error!("plugin {} not loaded: {e:#}", path.display());
+                    failed.push((path, e));
+                }
+            }
+        }
+        Ok((plugins, failed))
+    }
+}
+
+impl Plugin {
+    /// Run `f` against a fresh instance with the per-call limits, turning
+    /// traps into errors that say what happened.
+    async fn with_instance<R>(
+        &self,
+        binding: Option<Arc<Binding>>,
+        operation: &str,
+        f: impl for<'a> FnOnce(&'a v0_1_0::Connector, &'a mut Store<CallState>) -> std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>>,
+    ) -> Result<R, CallError> {
+        let limits = &self.runtime.limits;
+        let mut store = Store::new(&self.runtime.engine, CallState::new(binding, operation, limits.memory_bytes));
+        store.limiter(|s| &mut s.memory);
+        let budget = limits.call_timeout;
+        // Checked every tick of guest execution; host-import time is excluded.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |ctx| {
+            let used = ctx.data().guest_time();
+            if used >= budget {
+                return Err(wasmtime::Error::new(DeadlineExceeded));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        let result = match self.pre.instantiate_async(&mut store).await {
+            Ok(instance) => f(&instance, &mut store).await,
+            Err(e) => Err(e),
+        };
+        result.map_err(|e| self.trap_error(e, store.data(), budget))
+    }
+
+    fn trap_error(&self, e: wasmtime::Error, state: &CallState, budget: Duration) -> CallError {
+        let name = &self.manifest.name;
+        if e.downcast_ref::<DeadlineExceeded>().is_some() {
+            return CallError::new(ErrorKind::Timeout, format!("plugin {name} ran past its execution budget of {:.1} s and was stopped", budget.as_secs_f64()));
+        }
+        if state.memory.hit {
+            return CallError::new(ErrorKind::Internal, format!("plugin {name} exceeded its memory cap of {} MiB and was stopped", state.memory.max >> 20));
+        }
+        let stderr = state.stderr_text();
+        let detail = if stderr.is_empty() { format!("{e:#}") } else { stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string() };
+        CallError::new(ErrorKind::Internal, format!("plugin {name} trapped: {detail}"))
+    }
+
+    pub async fn describe(&self) -> Result<Manifest, CallError> {
+        self.with_instance(None, "describe", |c, store| Box::pin(async move { c.call_describe(store).await })).await.map(Manifest::from)
+    }
+
+    pub async fn invoke(&self, binding: Arc<Binding>, operation: &str, input: &str) -> Result<String, CallError> {
+        let (op, input) = (operation.to_string(), input.to_string());
+        let result = self.with_instance(Some(binding), operation, |c, store| Box::pin(async move { c.call_invoke(store, &op, &input).await })).await?;
+        result.map_err(CallError::from)
+    }
+
+    pub async fn handle_webhook(&self, binding: Arc<Binding>, received: &Received) -> Result<Vec<Event>, CallError> {
+        let received = v0_1_0::events::Received::from(received);
+        let result = self.with_instance(Some(binding), "handle-webhook", |c, store| Box::pin(async move { c.call_handle_webhook(store, &received).await })).await?;
+        result.map_err(CallError::from)?.into_iter().map(Event::try_from).collect()
+    }
+}
+
+#[derive(Debug)]
+struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("execution budget exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
