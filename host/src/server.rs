@@ -17,19 +17,21 @@ async fn health(State(host): State<Arc<Host>>) -> Json<serde_json::Value> {
 pub async fn serve(host: Arc<Host>) -> anyhow::Result<()> {
     let listen = host.config().listen.clone();
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    // Install the handlers before saying we listen: a supervisor may signal
+    // the moment it reads that line.
+    let stop = shutdown_signal()?;
     tracing::info!("spoke listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router(host)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, router(host)).with_graceful_shutdown(stop).await?;
     tracing::info!("spoke stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+/// Resolves on Ctrl-C or SIGTERM; the handlers are installed on the call.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+    })
 }

@@ -219,7 +219,12 @@ impl Plugin {
             return CallError::new(ErrorKind::Internal, format!("plugin {name} exceeded its memory cap of {} MiB and was stopped", state.memory.max >> 20));
         }
         let stderr = state.stderr_text();
-        let detail = if stderr.is_empty() { format!("{e:#}") } else { stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string() };
+        // A Rust guest's panic prints "…panicked at FILE:LINE:" then the message.
+        let lines: Vec<&str> = stderr.lines().collect();
+        let detail = match lines.iter().position(|l| l.contains("panicked at")) {
+            Some(i) => format!("panicked: {} ({})", lines.get(i + 1).unwrap_or(&""), lines[i].split("panicked at ").nth(1).unwrap_or("").trim_end_matches(':')),
+            None => lines.iter().rev().find(|l| !l.trim().is_empty() && !l.starts_with("note:")).map(|l| l.to_string()).unwrap_or_else(|| format!("{e:#}")),
+        };
         CallError::new(ErrorKind::Internal, format!("plugin {name} trapped: {detail}"))
     }
 

@@ -1,0 +1,129 @@
+//! The `spoke` binary as a user runs it, against the probe plugin.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn plugins_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugins");
+    assert!(dir.join("probe.wasm").exists(), "run `cargo xtask plugins` first");
+    dir
+}
+
+fn config(dir: &Path) -> PathBuf {
+    let path = dir.join("spoke.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "plugins_dir = {:?}\ncache_dir = \"cache\"\nstore = \"spoke.db\"\nlisten = \"127.0.0.1:0\"\n\n[connectors.probe]\nplugin = \"probe\"\nbase_url = \"http://127.0.0.1:9\"\ncredentials = {{ password = \"env:SPOKE_CLI_TEST_PASSWORD\" }}\n",
+            plugins_dir().display().to_string()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn spoke(cfg: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_spoke"))
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .env("SPOKE_CLI_TEST_PASSWORD", "cli-secret-value")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn describe_call_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+
+    let out = spoke(&cfg, &["describe", "probe"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("typed") && text.contains("requires: name"), "{text}");
+
+    let out = spoke(&cfg, &["describe", "probe", "--json"]);
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["name"], "probe");
+    assert!(m["operations"].as_array().unwrap().len() >= 10);
+
+    let out = spoke(&cfg, &["call", "probe", "echo", r#"{"hello":"world"}"#]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hello"], "world");
+
+    let out = spoke(&cfg, &["call", "probe", "typed", r#"{"count":1}"#]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid-input") && err.contains("name"), "{err}");
+
+    let out = spoke(&cfg, &["call", "probe", "echo", "{not json"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not JSON"));
+
+    let out = spoke(&cfg, &["plugins"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("probe"));
+    for o in [&out] {
+        let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(!all.contains("cli-secret-value"));
+    }
+}
+
+#[test]
+fn bad_config_names_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("spoke.toml");
+    std::fs::write(&cfg, "[connectors.probe]\nplugin = \"probe\"\ncredentials = { password = \"hunter2\" }\n").unwrap();
+    let out = spoke(&cfg, &["plugins"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("spoke.toml") && err.contains("connectors.probe.credentials.password"), "{err}");
+    assert!(!err.contains("hunter2"), "the secret was printed: {err}");
+}
+
+/// Start `spoke run`, wait until it listens, stop it with SIGTERM; return its log.
+fn run_once(cfg: &Path) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spoke"))
+        .arg("--config")
+        .arg(cfg)
+        .arg("run")
+        .env("SPOKE_CLI_TEST_PASSWORD", "cli-secret-value")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 {
+        log.push_str(&line);
+        if line.contains("listening on") {
+            break;
+        }
+        line.clear();
+    }
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    log.push_str(&rest);
+    assert!(status.success(), "spoke run did not stop cleanly on SIGTERM: {status}\n{log}");
+    log
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn second_run_loads_from_the_compile_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let first = run_once(&cfg);
+    assert!(first.contains("loaded plugin") && first.contains("fresh compile"), "{first}");
+    let second = run_once(&cfg);
+    assert!(second.contains("compile cache") && !second.contains("fresh compile"), "{second}");
+    assert!(!second.contains("cli-secret-value"));
+}

@@ -1,1 +1,0 @@
-//! Simulator: wics (to be written).
