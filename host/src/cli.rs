@@ -41,9 +41,44 @@ pub enum Command {
         /// The input as JSON, or `-` to read it from stdin. Default `{}`.
         input: Option<String>,
     },
-    /// Start the host: load plugins, bind connectors, serve HTTP until
-    /// Ctrl-C or SIGTERM.
+    /// Start the host: load plugins, bind connectors, receive webhooks on
+    /// `POST /hooks/{connector}`, dispatch events; until Ctrl-C or SIGTERM.
     Run,
+    /// Inspect and replay stored events (works while the host runs).
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EventsCommand {
+    /// List events, newest first.
+    List {
+        #[arg(long)]
+        connector: Option<String>,
+        #[arg(long)]
+        topic: Option<String>,
+        /// pending, delivered, dead or unrouted.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one event: payload, dispatch state per subscriber, every attempt.
+    Show { seq: i64 },
+    /// Dispatch an event again (or every dead-lettered one with --dead).
+    Replay {
+        #[arg(required_unless_present = "dead")]
+        seq: Option<i64>,
+        #[arg(long, conflicts_with = "seq")]
+        dead: bool,
+    },
+    /// Webhook deliveries that were refused, with the reason and body.
+    Refused {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -142,6 +177,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Events(cmd) => events(&cli.config, cmd),
         Command::Run => {
             let host = std::sync::Arc::new(start(&cli.config).await?);
             crate::server::serve(host).await?;
@@ -187,4 +223,50 @@ fn print_manifest(m: &crate::Manifest) {
             println!("  {:<28} {}", t.name, t.description);
         }
     }
+}
+
+fn time(ms: i64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = crate::time::civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+fn events(config: &PathBuf, cmd: EventsCommand) -> anyhow::Result<ExitCode> {
+    use crate::store::{EventFilter, SqliteStore, Store};
+    let config = Config::load(config)?;
+    let store = SqliteStore::open(&config.store)?;
+    match cmd {
+        EventsCommand::List { connector, topic, status, limit, json } => {
+            let events = store.list_events(&EventFilter { connector, topic, status, limit })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&events)?);
+            } else {
+                println!("{:>8}  {:<19}  {:<14} {:<24} {:<10} {}", "SEQ", "RECEIVED (UTC)", "CONNECTOR", "TOPIC", "STATUS", "SUBJECT");
+                for e in events {
+                    println!("{:>8}  {:<19}  {:<14} {:<24} {:<10} {}", e.seq, time(e.received_at), e.connector, e.topic, e.status, e.subject.unwrap_or_default());
+                }
+            }
+        }
+        EventsCommand::Show { seq } => {
+            let Some(e) = store.event(seq)? else { anyhow::bail!("no event {seq}") };
+            println!("{}", serde_json::to_string_pretty(&e)?);
+        }
+        EventsCommand::Replay { seq, dead } => {
+            let now = crate::store::now_ms();
+            let n = if dead { store.replay_dead(now)? } else { store.replay(seq.unwrap_or_default(), now)? };
+            println!("{n} dispatch(es) queued again; a running `spoke run` delivers them within a second");
+            if n == 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        EventsCommand::Refused { limit } => {
+            for r in store.refusals(limit)? {
+                println!("#{} {} {} {} — {}", r.id, time(r.received_at), r.connector, r.http_status, r.reason);
+                let body: String = r.body.chars().take(300).collect();
+                println!("    body: {body}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

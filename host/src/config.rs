@@ -69,6 +69,8 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Longest a request waits for rate budget before failing `rate-limited`.
     pub max_rate_wait_secs: f64,
+    /// Largest webhook body accepted (larger: 413, recorded).
+    pub max_webhook_bytes: usize,
 }
 
 impl Default for Limits {
@@ -79,6 +81,7 @@ impl Default for Limits {
             http_timeout_secs: 30.0,
             max_response_bytes: 16 << 20,
             max_rate_wait_secs: 120.0,
+            max_webhook_bytes: 1 << 20,
         }
     }
 }
@@ -115,6 +118,30 @@ struct RawConnector {
     rate_limits: BTreeMap<String, RateOverride>,
 }
 
+/// How events are retried before they are dead-lettered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dispatch {
+    pub max_attempts: u32,
+    pub first_backoff_secs: f64,
+    pub max_backoff_secs: f64,
+}
+
+impl Default for Dispatch {
+    fn default() -> Self {
+        Dispatch { max_attempts: 8, first_backoff_secs: 1.0, max_backoff_secs: 300.0 }
+    }
+}
+
+/// An HTTP endpoint that receives events as JSON.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriberConfig {
+    pub url: String,
+    /// `connector/TOPIC` patterns, `*` for any part.
+    pub topics: Vec<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -126,7 +153,11 @@ struct RawConfig {
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
+    dispatch: Dispatch,
+    #[serde(default)]
     connectors: BTreeMap<String, RawConnector>,
+    #[serde(default)]
+    subscribers: BTreeMap<String, SubscriberConfig>,
 }
 
 /// One configured connector: a plugin plus an account.
@@ -152,7 +183,9 @@ pub struct Config {
     pub cache_dir: PathBuf,
     pub listen: String,
     pub limits: Limits,
+    pub dispatch: Dispatch,
     pub connectors: BTreeMap<String, ConnectorConfig>,
+    pub subscribers: BTreeMap<String, SubscriberConfig>,
 }
 
 impl Config {
@@ -187,6 +220,14 @@ impl Config {
         }
         if raw.limits.memory_mib < 1 {
             return Err(err("limits.memory_mib".into(), "must be at least 1".into()));
+        }
+        if raw.dispatch.max_attempts < 1 {
+            return Err(err("dispatch.max_attempts".into(), "must be at least 1".into()));
+        }
+        for (name, sub) in &raw.subscribers {
+            if url::Url::parse(&sub.url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
+                return Err(err(format!("subscribers.{name}.url"), format!("expected an http(s) URL, got {:?}", sub.url)));
+            }
         }
         let mut connectors = BTreeMap::new();
         for (name, c) in raw.connectors {
@@ -231,7 +272,9 @@ impl Config {
             cache_dir: rel(raw.cache_dir, ".spoke/cache"),
             listen: raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             limits: raw.limits,
+            dispatch: raw.dispatch,
             connectors,
+            subscribers: raw.subscribers,
         })
     }
 

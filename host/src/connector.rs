@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// the rate buckets.
 pub struct Shared {
     pub http: reqwest::Client,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub limits: Limits,
     pub buckets: rate_limit::Registry,
     pub config_source: String,

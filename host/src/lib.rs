@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod config;
 pub mod connector;
+pub mod dispatch;
 pub mod error;
 pub mod imports;
 pub mod manifest;
@@ -20,6 +21,8 @@ pub mod plugin;
 pub mod rate_limit;
 pub mod server;
 pub mod store;
+pub mod time;
+pub mod webhook;
 
 pub use config::{Config, ConfigError, Secret};
 pub use error::{CallError, ErrorKind};
@@ -38,6 +41,7 @@ pub struct Host {
     shared: Arc<Shared>,
     plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
     bindings: RwLock<BTreeMap<String, Arc<Binding>>>,
+    dispatcher: Arc<dispatch::Dispatcher>,
 }
 
 impl Host {
@@ -51,7 +55,7 @@ impl Host {
             &config.cache_dir,
             EngineLimits { memory_bytes: (config.limits.memory_mib as usize) << 20, call_timeout: config.limits.call_timeout(), max_instances: 256 },
         )?;
-        let store = Arc::new(store::Store::open(&config.store)?);
+        let store: Arc<dyn store::Store> = Arc::new(store::SqliteStore::open(&config.store)?);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("spoke/", env!("CARGO_PKG_VERSION")))
@@ -75,14 +79,26 @@ impl Host {
             })?;
             bindings.insert(name.clone(), Arc::new(Binding::new(c, plugin, shared.clone())?));
         }
-        Ok(Host { config, runtime, shared, plugins: RwLock::new(plugins), bindings: RwLock::new(bindings) })
+        let d = &config.dispatch;
+        let dispatcher = dispatch::Dispatcher::new(
+            shared.store.clone(),
+            dispatch::RetryPolicy {
+                max_attempts: d.max_attempts,
+                first_backoff: std::time::Duration::from_secs_f64(d.first_backoff_secs),
+                max_backoff: std::time::Duration::from_secs_f64(d.max_backoff_secs),
+            },
+        );
+        for (name, sub) in &config.subscribers {
+            dispatcher.subscribe(Arc::new(dispatch::Forwarder { name: format!("forward:{name}"), url: sub.url.clone(), topics: sub.topics.clone(), http: shared.http.clone() }));
+        }
+        Ok(Host { config, runtime, shared, plugins: RwLock::new(plugins), bindings: RwLock::new(bindings), dispatcher })
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    pub fn store(&self) -> &Arc<store::Store> {
+    pub fn store(&self) -> &Arc<dyn store::Store> {
         &self.shared.store
     }
 
@@ -130,6 +146,11 @@ impl Host {
         let binding = self.connector(connector)?;
         let plugin = binding.plugin.clone();
         plugin.handle_webhook(binding, received).await
+    }
+
+    /// Where events go: subscribe script functions or other sinks here.
+    pub fn dispatcher(&self) -> &Arc<dispatch::Dispatcher> {
+        &self.dispatcher
     }
 
     pub fn runtime(&self) -> &Runtime {

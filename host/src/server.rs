@@ -4,8 +4,15 @@ use crate::Host;
 use axum::{extract::State, routing::get, Json, Router};
 use std::sync::Arc;
 
+/// Every route of the host: health and webhook ingress.
 pub fn router(host: Arc<Host>) -> Router {
-    Router::new().route("/health", get(health)).with_state(host)
+    let ingress = Arc::new(crate::webhook::Ingress {
+        committer: crate::webhook::Committer::start(host.store().clone()),
+        dispatcher: host.dispatcher().clone(),
+        max_body: host.config().limits.max_webhook_bytes,
+        host: host.clone(),
+    });
+    Router::new().route("/health", get(health)).with_state(host).merge(crate::webhook::router(ingress))
 }
 
 async fn health(State(host): State<Arc<Host>>) -> Json<serde_json::Value> {
@@ -20,10 +27,18 @@ pub async fn serve(host: Arc<Host>) -> anyhow::Result<()> {
     // Install the handlers before saying we listen: a supervisor may signal
     // the moment it reads that line.
     let stop = shutdown_signal()?;
+    let (stopped, stopping) = tokio::sync::watch::channel(false);
+    let dispatch = tokio::spawn(host.dispatcher().clone().run(wait_true(stopping)));
     tracing::info!("spoke listening on http://{}", listener.local_addr()?);
     axum::serve(listener, router(host)).with_graceful_shutdown(stop).await?;
+    let _ = stopped.send(true);
+    let _ = dispatch.await;
     tracing::info!("spoke stopped");
     Ok(())
+}
+
+async fn wait_true(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM; the handlers are installed on the call.

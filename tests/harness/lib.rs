@@ -73,6 +73,22 @@ impl TestHost {
         self.host.webhook(connector, &received).await
     }
 
+    /// Serve the host's HTTP routes on loopback and run its dispatcher, as
+    /// `spoke run` does. Both stop when the returned guard drops.
+    pub async fn serve(&self) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let router = spoke::server::router(self.host.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let dispatcher = tokio::spawn(self.host.dispatcher().clone().run(async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }));
+        Served { url, server, dispatcher, stop: tx }
+    }
+
     /// Write the config to `spoke.toml` in the host's folder (for the CLI).
     pub fn write_config(&self) -> Result<PathBuf> {
         let path = self.dir.path().join("spoke.toml");
@@ -92,4 +108,77 @@ pub fn config_text(dir: &Path, fragment: &str) -> String {
     // Top-level keys must precede tables: put the header first, and let a
     // fragment that starts with `[limits]` follow it.
     format!("{header}\n{fragment}\n")
+}
+
+/// A served host; dropping it stops the server and the dispatcher.
+pub struct Served {
+    pub url: String,
+    server: tokio::task::JoinHandle<()>,
+    dispatcher: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.server.abort();
+        self.dispatcher.abort();
+    }
+}
+
+/// A subscriber for tests: records what it got and fails as told.
+pub struct Probe {
+    pub name: String,
+    pub topics: Vec<String>,
+    /// Fail the first `fail_first` attempts (u32::MAX: always).
+    pub fail_first: std::sync::atomic::AtomicU32,
+    pub attempts: std::sync::atomic::AtomicU32,
+    pub got: std::sync::Mutex<Vec<(String, spoke::Event)>>,
+}
+
+impl Probe {
+    pub fn new(name: &str, topics: &[&str], fail_first: u32) -> Arc<Probe> {
+        Arc::new(Probe {
+            name: name.into(),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            fail_first: fail_first.into(),
+            attempts: 0.into(),
+            got: Default::default(),
+        })
+    }
+    pub fn delivered(&self) -> Vec<spoke::Event> {
+        self.got.lock().unwrap().iter().map(|(_, e)| e.clone()).collect()
+    }
+}
+
+impl spoke::dispatch::Subscriber for Probe {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn wants(&self, connector: &str, topic: &str) -> bool {
+        self.topics.iter().any(|p| spoke::dispatch::topic_matches(p, connector, topic))
+    }
+    fn deliver<'a>(&'a self, connector: &'a str, event: &'a spoke::Event) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        use std::sync::atomic::Ordering;
+        Box::pin(async move {
+            let n = self.attempts.fetch_add(1, Ordering::SeqCst);
+            if n < self.fail_first.load(Ordering::SeqCst) {
+                return Err(format!("probe subscriber failing attempt {}", n + 1));
+            }
+            self.got.lock().unwrap().push((connector.to_string(), event.clone()));
+            Ok(())
+        })
+    }
+}
+
+/// Poll `cond` every 20 ms until it holds or `secs` pass.
+pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    cond()
 }

@@ -1,94 +1,145 @@
-//! Durable state in SQLite (WAL): plugin key-value state now; events, runs
-//! and steps join it as the migrations in `host/migrations/sqlite` grow.
-//! Migrations are versioned files applied in order, each once, recorded in
-//! `schema_migrations`.
-use anyhow::{Context, Result};
-use rusqlite::{params, Connection, OptionalExtension};
-use std::path::Path;
-use std::sync::Mutex;
+//! Durable state: plugin key-value state, webhook deliveries, events, their
+//! dedupe keys and dispatch state. [`Store`] is the contract; SQLite (WAL,
+//! the embedded default) implements it in `sqlite.rs`. Migrations are
+//! versioned files in `host/migrations/<engine>/`, applied in order, each
+//! once.
+mod sqlite;
 
-/// The migrations, in order. A new file is appended here, never edited.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_kv", include_str!("../../migrations/sqlite/0001_kv.sql"))];
+pub use sqlite::SqliteStore;
 
-pub struct Store {
-    conn: Mutex<Connection>,
+use crate::manifest::Event;
+use anyhow::Result;
+use serde::Serialize;
+
+/// How long dedupe keys are kept at least (WICS retries for 24 h; three
+/// days leaves room for a long outage on our side).
+pub const DEDUPE_RETENTION_MS: i64 = 3 * 24 * 3600 * 1000;
+
+/// A webhook request as recorded: headers with secrets redacted.
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub connector: String,
+    pub received_at: i64,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
-impl Store {
-    pub fn open(path: &Path) -> Result<Store> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let conn = Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
-        Store::init(conn).with_context(|| format!("preparing store {}", path.display()))
-    }
+/// An accepted delivery and its events, each with the subscribers it goes to.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub delivery: DeliveryRecord,
+    pub events: Vec<(Event, Vec<String>)>,
+}
 
-    pub fn open_in_memory() -> Result<Store> {
-        Store::init(Connection::open_in_memory()?)
-    }
+/// What committing one [`Incoming`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Committed {
+    pub delivery_id: i64,
+    pub new_events: usize,
+    pub duplicates: usize,
+}
 
-    fn init(mut conn: Connection) -> Result<Store> {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied INTEGER NOT NULL)")?;
-        for (name, sql) in MIGRATIONS {
-            let done: Option<String> = conn.query_row("SELECT name FROM schema_migrations WHERE name = ?1", [name], |r| r.get(0)).optional()?;
-            if done.is_none() {
-                let tx = conn.transaction()?;
-                tx.execute_batch(sql).with_context(|| format!("migration {name}"))?;
-                tx.execute("INSERT INTO schema_migrations (name, applied) VALUES (?1, ?2)", params![name, now_ms()])?;
-                tx.commit()?;
-            }
-        }
-        Ok(Store { conn: Mutex::new(conn) })
-    }
+/// One dispatch that is due: the head of its lane (subscriber, connector,
+/// topic), so lanes are delivered in order.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub seq: i64,
+    pub subscriber: String,
+    pub attempts: u32,
+    pub event: Event,
+    pub connector: String,
+}
 
-    pub fn kv_get(&self, connector: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        let conn = self.conn.lock().unwrap();
-        Ok(conn.query_row("SELECT value FROM kv WHERE connector = ?1 AND key = ?2", params![connector, key], |r| r.get(0)).optional()?)
-    }
+#[derive(Debug, Clone, Serialize)]
+pub struct EventSummary {
+    pub seq: i64,
+    pub connector: String,
+    pub topic: String,
+    pub dedupe_id: String,
+    pub subject: Option<String>,
+    pub received_at: i64,
+    /// pending | delivered | dead | unrouted
+    pub status: String,
+}
 
-    pub fn kv_set(&self, connector: &str, key: &str, value: &[u8]) -> Result<()> {
-        let conn = self.conn.lock().unwrap();
-        conn.execute(
-            "INSERT INTO kv (connector, key, value, updated) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (connector, key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
-            params![connector, key, value, now_ms()],
-        )?;
-        Ok(())
-    }
+#[derive(Debug, Clone, Serialize)]
+pub struct DispatchState {
+    pub subscriber: String,
+    pub status: String,
+    pub attempts: u32,
+    pub next_at: i64,
+    pub last_error: Option<String>,
+}
 
-    pub fn kv_delete(&self, connector: &str, key: &str) -> Result<()> {
-        let conn = self.conn.lock().unwrap();
-        conn.execute("DELETE FROM kv WHERE connector = ?1 AND key = ?2", params![connector, key])?;
-        Ok(())
-    }
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub subscriber: String,
+    pub at: i64,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventDetail {
+    pub summary: EventSummary,
+    pub occurred_at: Option<String>,
+    pub payload: serde_json::Value,
+    pub delivery_id: Option<i64>,
+    pub dispatches: Vec<DispatchState>,
+    pub attempts: Vec<Attempt>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub id: i64,
+    pub connector: String,
+    pub received_at: i64,
+    pub http_status: u16,
+    pub reason: String,
+    pub headers: serde_json::Value,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub connector: Option<String>,
+    pub topic: Option<String>,
+    pub status: Option<String>,
+    pub limit: usize,
+}
+
+/// What the host needs from durable storage. SQLite is the embedded
+/// engine; a PostgreSQL engine implements the same for more than one node.
+pub trait Store: Send + Sync {
+    fn kv_get(&self, connector: &str, key: &str) -> Result<Option<Vec<u8>>>;
+    fn kv_set(&self, connector: &str, key: &str, value: &[u8]) -> Result<()>;
+    fn kv_delete(&self, connector: &str, key: &str) -> Result<()>;
+
+    /// Commit many accepted deliveries in one transaction (one fsync).
+    /// Events whose dedupe id was seen before are recorded as duplicates and
+    /// get no dispatches.
+    fn commit(&self, batch: &[Incoming]) -> Result<Vec<Committed>>;
+    /// Record a refused delivery with its reason.
+    fn record_refusal(&self, delivery: &DeliveryRecord, http_status: u16, reason: &str) -> Result<i64>;
+
+    /// Heads of lanes whose next attempt is due at `now`, at most `limit`.
+    fn due(&self, now: i64, limit: usize) -> Result<Vec<Due>>;
+    /// When the earliest pending dispatch is due, if any.
+    fn next_due_at(&self) -> Result<Option<i64>>;
+    fn mark_delivered(&self, seq: i64, subscriber: &str, now: i64) -> Result<()>;
+    /// A failed attempt: retry at `retry_at`, or dead-letter when `None`.
+    fn mark_failed(&self, seq: i64, subscriber: &str, now: i64, error: &str, retry_at: Option<i64>) -> Result<()>;
+    /// Make an event's dispatches (all, or only dead ones) pending again.
+    fn replay(&self, seq: i64, now: i64) -> Result<usize>;
+    fn replay_dead(&self, now: i64) -> Result<usize>;
+
+    fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventSummary>>;
+    fn event(&self, seq: i64) -> Result<Option<EventDetail>>;
+    fn refusals(&self, limit: usize) -> Result<Vec<Refusal>>;
+    /// Drop dedupe keys older than the retention.
+    fn prune_dedupe(&self, now: i64) -> Result<usize>;
 }
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kv_is_per_connector_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        {
-            let s = Store::open(&path).unwrap();
-            s.kv_set("a", "k", b"1").unwrap();
-            s.kv_set("a", "k", b"2").unwrap();
-            s.kv_set("b", "k", b"3").unwrap();
-        }
-        let s = Store::open(&path).unwrap();
-        assert_eq!(s.kv_get("a", "k").unwrap().as_deref(), Some(&b"2"[..]));
-        assert_eq!(s.kv_get("b", "k").unwrap().as_deref(), Some(&b"3"[..]));
-        s.kv_delete("a", "k").unwrap();
-        assert_eq!(s.kv_get("a", "k").unwrap(), None);
-    }
 }

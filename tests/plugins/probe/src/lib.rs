@@ -205,6 +205,11 @@ impl Connector for Probe {
         }
         let payload: Value = serde_json::from_slice(&received.body)
             .map_err(|e| Error::invalid_input("", format!("body is not JSON: {e}")))?;
+        // Lets a test hold a delivery before commit (to kill the host then).
+        if let Some(ms) = payload.get("spin_ms").and_then(Value::as_u64) {
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+            while std::time::Instant::now() < until {}
+        }
         Ok(vec![Event {
             id: webhook::stable_id(&[b"PING", &received.body]),
             topic: "PING".into(),

@@ -1,0 +1,164 @@
+//! At-least-once delivery of stored events to their subscribers.
+//!
+//! Each (subscriber, connector, topic) is a lane delivered in event order;
+//! a failed attempt is retried with exponential backoff and holds its lane
+//! until it succeeds or is dead-lettered after `max_attempts`. All state is
+//! in the store, so a restart resumes where it stopped, and `spoke events
+//! replay` (another process) is picked up by polling.
+mod forward;
+
+pub use forward::{topic_matches, Forwarder};
+
+use crate::manifest::Event;
+use crate::store::{now_ms, Store};
+use futures::future::BoxFuture;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Something that events are delivered to: a script function, a forwarder.
+pub trait Subscriber: Send + Sync {
+    /// Stable name; dispatch state is keyed by it across restarts.
+    fn name(&self) -> &str;
+    /// Whether this subscriber wants events of `topic` from `connector`.
+    fn wants(&self, connector: &str, topic: &str) -> bool;
+    /// Deliver one event; `Err` is retried later.
+    fn deliver<'a>(&'a self, connector: &'a str, event: &'a Event) -> BoxFuture<'a, Result<(), String>>;
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 8, first_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(300) }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before attempt number `attempts + 1`, after `attempts` failures.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
+        (self.first_backoff * factor).min(self.max_backoff)
+    }
+}
+
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    subscribers: RwLock<Vec<Arc<dyn Subscriber>>>,
+    wake: Notify,
+    pub policy: RetryPolicy,
+}
+
+/// How often the store is polled for work written by other processes.
+const POLL: Duration = Duration::from_millis(250);
+
+impl Dispatcher {
+    pub fn new(store: Arc<dyn Store>, policy: RetryPolicy) -> Arc<Dispatcher> {
+        Arc::new(Dispatcher { store, subscribers: RwLock::new(Vec::new()), wake: Notify::new(), policy })
+    }
+
+    /// Add (or replace, by name) a subscriber.
+    pub fn subscribe(&self, s: Arc<dyn Subscriber>) {
+        let mut subs = self.subscribers.write().unwrap();
+        subs.retain(|o| o.name() != s.name());
+        subs.push(s);
+        drop(subs);
+        self.wake.notify_one();
+    }
+
+    pub fn unsubscribe(&self, name: &str) {
+        self.subscribers.write().unwrap().retain(|o| o.name() != name);
+    }
+
+    /// Names of the subscribers that want this event now.
+    pub fn subscribers_for(&self, connector: &str, topic: &str) -> Vec<String> {
+        self.subscribers.read().unwrap().iter().filter(|s| s.wants(connector, topic)).map(|s| s.name().to_string()).collect()
+    }
+
+    fn subscriber(&self, name: &str) -> Option<Arc<dyn Subscriber>> {
+        self.subscribers.read().unwrap().iter().find(|s| s.name() == name).cloned()
+    }
+
+    /// New work was committed: look now rather than at the next poll.
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Deliver until `stop` resolves.
+    pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let in_flight: Arc<std::sync::Mutex<HashSet<(String, String, String)>>> = Default::default();
+        loop {
+            let now = now_ms();
+            let due = match self.store.due(now, 256) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!("dispatch: reading due work failed: {e:#}");
+                    Vec::new()
+                }
+            };
+            for item in due {
+                let lane = (item.subscriber.clone(), item.connector.clone(), item.event.topic.clone());
+                if !in_flight.lock().unwrap().insert(lane.clone()) {
+                    continue;
+                }
+                let this = self.clone();
+                let in_flight = in_flight.clone();
+                tokio::spawn(async move {
+                    this.attempt(item).await;
+                    in_flight.lock().unwrap().remove(&lane);
+                    this.wake.notify_one();
+                });
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    async fn attempt(&self, item: crate::store::Due) {
+        let result = match self.subscriber(&item.subscriber) {
+            Some(s) => s.deliver(&item.connector, &item.event).await,
+            None => Err(format!("subscriber {} is not registered (script removed or not loaded yet)", item.subscriber)),
+        };
+        let now = now_ms();
+        let stored = match &result {
+            Ok(()) => self.store.mark_delivered(item.seq, &item.subscriber, now),
+            Err(error) => {
+                let attempts = item.attempts + 1;
+                let retry_at = (attempts < self.policy.max_attempts).then(|| now + self.policy.backoff(attempts).as_millis() as i64);
+                if retry_at.is_none() {
+                    tracing::error!(seq = item.seq, subscriber = %item.subscriber, attempts, "event dead-lettered: {error}");
+                } else {
+                    tracing::warn!(seq = item.seq, subscriber = %item.subscriber, attempts, "delivery failed, will retry: {error}");
+                }
+                self.store.mark_failed(item.seq, &item.subscriber, now, error, retry_at)
+            }
+        };
+        if let Err(e) = stored {
+            // The attempt stays pending in the store and is retried: at
+            // least once, never lost.
+            tracing::error!(seq = item.seq, "dispatch: recording the outcome failed: {e:#}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RetryPolicy { max_attempts: 5, first_backoff: Duration::from_millis(100), max_backoff: Duration::from_millis(500) };
+        let got: Vec<_> = (1..=5).map(|a| p.backoff(a).as_millis()).collect();
+        assert_eq!(got, [100, 200, 400, 500, 500]);
+    }
+}

@@ -1,1 +1,0 @@
-//! Simulator: lagerkoll (to be written).
