@@ -1,1 +1,0 @@
-//! Simulator: cyclesoftware (to be written).
