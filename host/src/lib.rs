@@ -34,6 +34,13 @@ use plugin::{EngineLimits, Plugin, Runtime};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+/// reqwest is built without a default TLS provider (to avoid a C build);
+/// install ring's once per process. Embedders that build their own reqwest
+/// clients before starting a host call this first.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A running Spoke host: loaded plugins bound to configured connectors.
 pub struct Host {
     config: Config,
@@ -49,8 +56,7 @@ impl Host {
     /// connectors to them. A connector whose plugin is missing or cannot
     /// serve it is a config error naming the key.
     pub async fn start(config: Config) -> Result<Host> {
-        // reqwest is built without a default TLS provider; pick ring once.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls();
         let runtime = Runtime::new(
             &config.cache_dir,
             EngineLimits { memory_bytes: (config.limits.memory_mib as usize) << 20, call_timeout: config.limits.call_timeout(), max_instances: 256 },

@@ -95,8 +95,12 @@ impl Dispatcher {
         tokio::pin!(stop);
         let in_flight: Arc<std::sync::Mutex<HashSet<(String, String, String)>>> = Default::default();
         loop {
-            let now = now_ms();
-            let due = match self.store.due(now, 256) {
+            // Read due work and claim lanes under one lock that finishing
+            // tasks also take: a lane's head read here cannot be one a task
+            // just delivered (a stale read would deliver it twice).
+            {
+            let mut lanes = in_flight.lock().unwrap();
+            let due = match self.store.due(now_ms(), 256) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!("dispatch: reading due work failed: {e:#}");
@@ -105,7 +109,7 @@ impl Dispatcher {
             };
             for item in due {
                 let lane = (item.subscriber.clone(), item.connector.clone(), item.event.topic.clone());
-                if !in_flight.lock().unwrap().insert(lane.clone()) {
+                if !lanes.insert(lane.clone()) {
                     continue;
                 }
                 let this = self.clone();
@@ -115,6 +119,7 @@ impl Dispatcher {
                     in_flight.lock().unwrap().remove(&lane);
                     this.wake.notify_one();
                 });
+            }
             }
             tokio::select! {
                 _ = &mut stop => return,
