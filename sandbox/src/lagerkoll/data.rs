@@ -119,6 +119,7 @@ pub struct State {
     pub peak_window_hits: u32,
     pub force_xml: bool,
     pub emails: Vec<(String, i64, String)>,
+    pub served_files: Vec<(String, String, Vec<u8>)>,
     pub customers: BTreeMap<i64, Customer>,
     pub articles: BTreeMap<&'static str, Article>,
     pub suppliers: BTreeMap<i64, &'static str>,
@@ -177,6 +178,7 @@ impl State {
             peak_window_hits: 0,
             force_xml: false,
             emails: Vec::new(),
+            served_files: Vec::new(),
             customers: customers(),
             articles: articles(),
             suppliers: [(10, "Nordic Bike Parts AB"), (20, "Velo Import GmbH")].into_iter().collect(),
@@ -330,6 +332,10 @@ impl State {
                 })
             })
             .collect();
+        // Free-text rows are not picked: an order of only those gets no list.
+        if products.is_empty() {
+            return;
+        }
         let id = self.next_id();
         self.lists.insert(id, PickList { id, order_id, state: LIST_NEW, worker_id: None, worker_name: None, started_ms: None, finished_ms: None, products });
     }

@@ -202,6 +202,10 @@ impl Simulator {
     pub fn set_xml(&self, on: bool) {
         self.with(|s| s.force_xml = on);
     }
+    /// Every file the print endpoints served: (path, content type, bytes).
+    pub fn served_files(&self) -> Vec<(String, String, Vec<u8>)> {
+        self.with(|s| s.served_files.clone())
+    }
     /// Every e-mail the simulator "sent": (what, id, address).
     pub fn emails(&self) -> Vec<(String, i64, String)> {
         self.with(|s| s.emails.clone())
@@ -311,7 +315,10 @@ async fn api(AxState(sh): AxState<Arc<Shared>>, method: Method, uri: Uri, header
     let result = handle(&mut state, method, &uri, headers, body);
     match result {
         Ok(Reply::Json(value)) => body_response(200, &value, xml, None),
-        Ok(Reply::File { content_type, bytes }) => ([("content-type", content_type)], bytes).into_response(),
+        Ok(Reply::File { content_type, bytes }) => {
+            state.served_files.push((uri.path().to_string(), content_type.to_string(), bytes.clone()));
+            ([("content-type", content_type)], bytes).into_response()
+        }
         Ok(Reply::Empty) => StatusCode::OK.into_response(),
         Err((e, retry_after)) => {
             let value = json!({"errorCode": e.code, "errorMessage": e.message, "errorField": e.field, "errorData": null});

@@ -198,3 +198,26 @@ fn labels(state: &State, ids: &[i64]) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pdf;
+
+    #[test]
+    fn pdf_cross_reference_points_at_each_object() {
+        let bytes = pdf("Invoice (1)", &["Cykellås".to_string()]);
+        // Offsets are byte offsets; the binary comment line is not UTF-8.
+        let at = |off: usize, what: &str| bytes[off..].starts_with(what.as_bytes());
+        let tail = String::from_utf8(bytes[bytes.len() - 40..].to_vec()).unwrap();
+        let startxref: usize = tail.rsplit("startxref\n").next().unwrap().lines().next().unwrap().parse().unwrap();
+        assert!(at(startxref, "xref\n0 6\n"));
+        let table = String::from_utf8(bytes[startxref..].to_vec()).unwrap();
+        let entries: Vec<usize> = table.lines().skip(3).take(5).map(|l| l[..10].parse().unwrap()).collect();
+        for (i, off) in entries.iter().enumerate() {
+            assert!(at(*off, &format!("{} 0 obj", i + 1)), "object {}", i + 1);
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("(Invoice \\(1\\)) Tj"));
+        assert!(text.contains("(Cykell?s) Tj"));
+    }
+}
