@@ -537,6 +537,32 @@ async fn calls_as_fast_as_possible_stay_within_the_limit() {
         let from = Duration::from_millis(window * WINDOW_MS as u64);
         let to = from + Duration::from_millis(WINDOW_MS as u64);
         let in_window = done.iter().filter(|at| **at >= from && **at < to).count();
+        eprintln!("window {window}: {in_window} calls completed (limit {LIMIT})");
         assert!(in_window * 10 >= LIMIT as usize * 9, "window {window}: only {in_window} of {LIMIT} allowed calls completed");
     }
+}
+
+#[tokio::test]
+async fn a_block_by_wics_is_a_rate_limited_error_and_the_host_does_not_escalate_it() {
+    // The host believes the documented 150/minute; this simulator allows 3 per 10 s.
+    let limits = Limits { per_minute: 3, minute_ms: 10_000, ..Limits::default() };
+    let sim = Simulator::start(Options { limits, ..Options::default() }).await.unwrap();
+    // Fail at once instead of waiting out WICS' one-minute block.
+    let host = TestHost::start(&config(&sim.url(), SECRET, "[limits]\nmax_rate_wait_secs = 1\n")).await.unwrap();
+    for _ in 0..3 {
+        call(&host, "login", json!({})).await;
+    }
+    let err = call_err(&host, "login", json!({})).await;
+    assert_eq!(err.kind.as_str(), "rate-limited", "{err:?}");
+    assert_eq!(err.status, Some(429));
+    assert!(err.message.contains("First violation level"), "WICS' message is kept: {}", err.message);
+    assert_eq!(err.retry_after_ms, Some(60_000));
+    assert_eq!(sim.violations(), 1);
+    // The host honours the block: the next call is refused without reaching
+    // WICS, so the block never escalates to five minutes.
+    let requests = sim.request_count();
+    let err = call_err(&host, "get_stock", json!({"itemCode": "16080"})).await;
+    assert_eq!(err.kind.as_str(), "rate-limited", "{err:?}");
+    assert_eq!(sim.request_count(), requests);
+    assert_eq!(sim.violations(), 1);
 }
