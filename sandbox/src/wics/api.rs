@@ -164,7 +164,7 @@ fn route(state: &mut State, ctx: &Ctx, method: &Method, path: &[&str], query: &[
             let Some(items) = body.as_array() else { return Err(Reply::error(400, "The request body must be a list of items")) };
             let mut checked = Vec::new();
             for (i, item) in items.iter().enumerate() {
-                let item = check_item(state, item, &format!("[{i}].")) ?;
+                let item = check_item(state, item, &format!("[{i}]."))?;
                 if checked.iter().any(|c: &Value| c["code"] == item["code"]) {
                     return Err(Reply::error(409, format!("Item {} appears twice in the list", item["code"])));
                 }
@@ -194,7 +194,7 @@ fn route(state: &mut State, ctx: &Ctx, method: &Method, path: &[&str], query: &[
         }
 
         ("GET", ["shipment", id, "serialnumber"]) => {
-            let shipment = state.shipments.iter().find(|s| s["shipmentNr"].to_string() == *id).ok_or_else(|| Reply::not_found("Shipment", id))?;
+            let shipment = state.shipments.iter().find(|s| s["shipmentNr"].as_i64().is_some_and(|n| id.parse() == Ok(n))).ok_or_else(|| Reply::not_found("Shipment", id))?;
             serial_groups(shipment, "shippingLines", "orderLine")
         }
 
