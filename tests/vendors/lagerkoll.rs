@@ -204,7 +204,9 @@ fn id_input(op: &str, id: i64) -> Value {
 
 #[tokio::test]
 async fn orders_walk_every_legal_state_change_and_refuse_every_illegal_one() {
-    let (_sim, host) = start().await;
+    // Some 300 requests: a roomier limit keeps the test off the real minute window.
+    let roomy = Options { limit_per_window: 10_000, ..Default::default() };
+    let (_sim, host) = start_with(roomy, "[connectors.lagerkoll.rate_limits.general]\nwindows = [{ limit = 10000, seconds = 60 }]").await;
     let rows = json!([{"articleId": "A-100", "orderedAmount": 2}, {"articleId": "A-200", "orderedAmount": 1}]);
     let mut in_state = std::collections::BTreeMap::new();
 
