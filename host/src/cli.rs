@@ -47,6 +47,39 @@ pub enum Command {
     /// Inspect and replay stored events (works while the host runs).
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Loaded scripts: version, triggers, last run, last load error.
+    Scripts,
+    /// Script runs: trigger, version, outcome, error with file:line, steps.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Run one script function by hand.
+    #[command(subcommand)]
+    Script(ScriptCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// Recent runs, newest first.
+    List {
+        #[arg(long)]
+        script: Option<String>,
+        #[arg(long, default_value_t = 30)]
+        limit: usize,
+    },
+    /// One run in full.
+    Show { id: i64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScriptCommand {
+    /// Load FILE with the configured connectors and call FN, with JSON as
+    /// its argument if given; prints the result. Steps and state are shared
+    /// with `spoke run` (same store), so a step already taken is not redone.
+    Run {
+        file: PathBuf,
+        function: String,
+        json: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -178,6 +211,64 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Events(cmd) => events(&cli.config, cmd),
+        Command::Scripts => {
+            let config = Config::load(&cli.config)?;
+            let store = crate::store::SqliteStore::open(&config.store)?;
+            for s in crate::store::Store::scripts(&store)? {
+                println!("{} (version {}, loaded {})", s.name, s.version, time(s.loaded_at));
+                for t in s.triggers.as_array().into_iter().flatten() {
+                    println!("  trigger: {}", t.as_str().unwrap_or_default());
+                }
+                if let Some(r) = &s.last_run {
+                    println!("  last run: #{} {} {} -> {}", r.id, time(r.started_at), r.function, r.outcome.as_deref().unwrap_or("running"));
+                }
+                if let Some(e) = &s.error {
+                    println!("  LOAD ERROR ({}): {e}", time(s.error_at.unwrap_or_default()));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Runs(cmd) => {
+            let config = Config::load(&cli.config)?;
+            let store = crate::store::SqliteStore::open(&config.store)?;
+            match cmd {
+                RunsCommand::List { script, limit } => {
+                    println!("{:>6}  {:<19}  {:<20} {:<22} {:<6} {}", "RUN", "STARTED (UTC)", "SCRIPT", "FUNCTION", "RESULT", "TRIGGER / ERROR");
+                    for r in crate::store::Store::runs(&store, script.as_deref(), limit)? {
+                        let detail = match (&r.error, &r.location) {
+                            (Some(e), Some(l)) => format!("{l}: {e}"),
+                            (Some(e), None) => e.clone(),
+                            _ => r.trigger.clone(),
+                        };
+                        println!("{:>6}  {:<19}  {:<20} {:<22} {:<6} {}", r.id, time(r.started_at), format!("{} v{}", r.script, r.version), r.function, r.outcome.as_deref().unwrap_or("..."), detail);
+                    }
+                }
+                RunsCommand::Show { id } => {
+                    let Some(r) = crate::store::Store::run(&store, id)? else { anyhow::bail!("no run {id}") };
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Script(ScriptCommand::Run { file, function, json }) => {
+            let arg = json.map(|j| serde_json::from_str::<serde_json::Value>(&j)).transpose().map_err(|e| anyhow::anyhow!("the argument is not JSON: {e}"))?;
+            let mut config = Config::load(&cli.config)?;
+            // Load only this file, from wherever it is.
+            config.scripts_dir = file.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() }).unwrap_or_default();
+            let host = std::sync::Arc::new(Host::start(config).await?);
+            let scripts = crate::script::Scripts::start_only(host, &file).await?;
+            let name = crate::script::script_name(&file).unwrap_or_default();
+            match scripts.run(&name, &function, arg, "manual").await {
+                Ok(v) => {
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e} (run {})", e.run_id);
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Run => {
             let host = std::sync::Arc::new(start(&cli.config).await?);
             crate::server::serve(host).await?;

@@ -155,6 +155,8 @@ struct RawConfig {
     #[serde(default)]
     dispatch: Dispatch,
     #[serde(default)]
+    scripts: crate::script::ScriptLimits,
+    #[serde(default)]
     connectors: BTreeMap<String, RawConnector>,
     #[serde(default)]
     subscribers: BTreeMap<String, SubscriberConfig>,
@@ -184,6 +186,7 @@ pub struct Config {
     pub listen: String,
     pub limits: Limits,
     pub dispatch: Dispatch,
+    pub scripts: crate::script::ScriptLimits,
     pub connectors: BTreeMap<String, ConnectorConfig>,
     pub subscribers: BTreeMap<String, SubscriberConfig>,
 }
@@ -273,6 +276,7 @@ impl Config {
             listen: raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             limits: raw.limits,
             dispatch: raw.dispatch,
+            scripts: raw.scripts,
             connectors,
             subscribers: raw.subscribers,
         })

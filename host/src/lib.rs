@@ -19,6 +19,7 @@ pub mod imports;
 pub mod manifest;
 pub mod plugin;
 pub mod rate_limit;
+pub mod script;
 pub mod server;
 pub mod store;
 pub mod time;
@@ -152,6 +153,31 @@ impl Host {
         let binding = self.connector(connector)?;
         let plugin = binding.plugin.clone();
         plugin.handle_webhook(binding, received).await
+    }
+
+    /// Load the plugin at `path` and, if its manifest still satisfies every
+    /// connector bound to a plugin of that name, swap it in. Calls in flight
+    /// finish on the old version. Returns the connectors swapped.
+    pub async fn reload_plugin(&self, path: &std::path::Path) -> Result<Vec<String>> {
+        let plugin = Arc::new(self.runtime.load(path).await?);
+        let name = plugin.manifest.name.clone();
+        if self.plugins.read().unwrap().get(&name).is_some_and(|p| p.hash == plugin.hash) {
+            return Ok(Vec::new());
+        }
+        // Check every binding before swapping any.
+        let mut rebound = Vec::new();
+        for (cname, c) in &self.config.connectors {
+            if c.plugin == name {
+                rebound.push((cname.clone(), Arc::new(Binding::new(c, plugin.clone(), self.shared.clone())?)));
+            }
+        }
+        let mut bindings = self.bindings.write().unwrap();
+        for (cname, b) in &rebound {
+            bindings.insert(cname.clone(), b.clone());
+        }
+        drop(bindings);
+        self.plugins.write().unwrap().insert(name, plugin);
+        Ok(rebound.into_iter().map(|(n, _)| n).collect())
     }
 
     /// Where events go: subscribe script functions or other sinks here.

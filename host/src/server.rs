@@ -4,7 +4,44 @@ use crate::Host;
 use axum::{extract::State, routing::get, Json, Router};
 use std::sync::Arc;
 
-/// Every route of the host: health and webhook ingress.
+/// Every route of the host: health, webhook ingress and, with scripts,
+/// `POST /scripts/{name}/{fn}`.
+pub fn router_with_scripts(host: Arc<Host>, scripts: Arc<crate::script::Scripts>) -> Router {
+    router(host).merge(Router::new().route("/scripts/{name}/{function}", axum::routing::post(run_script)).with_state(scripts))
+}
+
+async fn run_script(
+    State(scripts): State<Arc<crate::script::Scripts>>,
+    axum::extract::Path((name, function)): axum::extract::Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let arg = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(v) => Some(v),
+            Err(e) => return (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": format!("the body is not JSON: {e}")}))).into_response(),
+        }
+    };
+    match scripts.current(&name) {
+        None => return (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": format!("no script named {name:?}")}))).into_response(),
+        Some(s) if !s.ast.iter_functions().any(|f| f.name == function && !f.name.starts_with('_')) => {
+            return (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": format!("script {name} has no function {function:?}")}))).into_response()
+        }
+        Some(_) => {}
+    }
+    match scripts.run(&name, &function, arg, "http").await {
+        Ok(result) => Json(serde_json::json!({ "result": result })).into_response(),
+        Err(e) => {
+            let status = if e.transient { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::UNPROCESSABLE_ENTITY };
+            (status, Json(serde_json::json!({ "error": e.message, "location": e.location, "run": e.run_id }))).into_response()
+        }
+    }
+}
+
+/// Health and webhook ingress.
 pub fn router(host: Arc<Host>) -> Router {
     let ingress = Arc::new(crate::webhook::Ingress {
         committer: crate::webhook::Committer::start(host.store().clone()),
@@ -28,9 +65,12 @@ pub async fn serve(host: Arc<Host>) -> anyhow::Result<()> {
     // the moment it reads that line.
     let stop = shutdown_signal()?;
     let (stopped, stopping) = tokio::sync::watch::channel(false);
+    let scripts = crate::script::Scripts::start(host.clone()).await;
+    let _watcher = scripts.watch()?;
+    tracing::info!("watching {} for scripts and {} for plugins", scripts.dir().display(), host.config().plugins_dir.display());
     let dispatch = tokio::spawn(host.dispatcher().clone().run(wait_true(stopping)));
     tracing::info!("spoke listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router(host)).with_graceful_shutdown(stop).await?;
+    axum::serve(listener, router_with_scripts(host.clone(), scripts)).with_graceful_shutdown(stop).await?;
     let _ = stopped.send(true);
     let _ = dispatch.await;
     tracing::info!("spoke stopped");

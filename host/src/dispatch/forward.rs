@@ -1,7 +1,7 @@
 //! A subscriber that forwards events as JSON to an HTTP endpoint, configured
 //! in `[subscribers.NAME]`: for feeding another system, and for watching the
 //! event stream from outside the process.
-use super::Subscriber;
+use super::{Failure, Subscriber};
 use crate::manifest::Event;
 use futures::future::BoxFuture;
 
@@ -29,7 +29,7 @@ impl Subscriber for Forwarder {
     fn wants(&self, connector: &str, topic: &str) -> bool {
         self.topics.iter().any(|p| topic_matches(p, connector, topic))
     }
-    fn deliver<'a>(&'a self, connector: &'a str, event: &'a Event) -> BoxFuture<'a, Result<(), String>> {
+    fn deliver<'a>(&'a self, connector: &'a str, event: &'a Event) -> BoxFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
             let body = serde_json::json!({
                 "connector": connector, "topic": event.topic, "id": event.id,
@@ -39,7 +39,7 @@ impl Subscriber for Forwarder {
             if resp.status().is_success() {
                 Ok(())
             } else {
-                Err(format!("forwarding to {} answered {}", self.url, resp.status()))
+                Err(Failure::transient(format!("forwarding to {} answered {}", self.url, resp.status())))
             }
         })
     }

@@ -17,6 +17,30 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// Why a delivery failed, and whether trying again can help.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub message: String,
+    /// Retrying cannot help (a script bug, an unmappable input): dead-letter
+    /// now instead of after every backoff.
+    pub permanent: bool,
+}
+
+impl Failure {
+    pub fn transient(message: impl Into<String>) -> Self {
+        Failure { message: message.into(), permanent: false }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Failure { message: message.into(), permanent: true }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::transient(message)
+    }
+}
+
 /// Something that events are delivered to: a script function, a forwarder.
 pub trait Subscriber: Send + Sync {
     /// Stable name; dispatch state is keyed by it across restarts.
@@ -24,7 +48,7 @@ pub trait Subscriber: Send + Sync {
     /// Whether this subscriber wants events of `topic` from `connector`.
     fn wants(&self, connector: &str, topic: &str) -> bool;
     /// Deliver one event; `Err` is retried later.
-    fn deliver<'a>(&'a self, connector: &'a str, event: &'a Event) -> BoxFuture<'a, Result<(), String>>;
+    fn deliver<'a>(&'a self, connector: &'a str, event: &'a Event) -> BoxFuture<'a, Result<(), Failure>>;
 }
 
 #[derive(Debug, Clone)]
@@ -132,14 +156,14 @@ impl Dispatcher {
     async fn attempt(&self, item: crate::store::Due) {
         let result = match self.subscriber(&item.subscriber) {
             Some(s) => s.deliver(&item.connector, &item.event).await,
-            None => Err(format!("subscriber {} is not registered (script removed or not loaded yet)", item.subscriber)),
+            None => Err(Failure::transient(format!("subscriber {} is not registered (script removed or not loaded yet)", item.subscriber))),
         };
         let now = now_ms();
         let stored = match &result {
             Ok(()) => self.store.mark_delivered(item.seq, &item.subscriber, now),
-            Err(error) => {
+            Err(Failure { message: error, permanent }) => {
                 let attempts = item.attempts + 1;
-                let retry_at = (attempts < self.policy.max_attempts).then(|| now + self.policy.backoff(attempts).as_millis() as i64);
+                let retry_at = (!permanent && attempts < self.policy.max_attempts).then(|| now + self.policy.backoff(attempts).as_millis() as i64);
                 if retry_at.is_none() {
                     tracing::error!(seq = item.seq, subscriber = %item.subscriber, attempts, "event dead-lettered: {error}");
                 } else {

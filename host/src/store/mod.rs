@@ -108,6 +108,32 @@ pub struct EventFilter {
     pub limit: usize,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub script: String,
+    pub version: i64,
+    pub function: String,
+    pub trigger: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+    pub location: Option<String>,
+    pub steps: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptStatus {
+    pub name: String,
+    pub version: i64,
+    pub loaded_at: i64,
+    pub triggers: serde_json::Value,
+    pub error: Option<String>,
+    pub error_at: Option<i64>,
+    pub last_run: Option<RunRecord>,
+}
+
 /// What the host needs from durable storage. SQLite is the embedded
 /// engine; a PostgreSQL engine implements the same for more than one node.
 pub trait Store: Send + Sync {
@@ -138,6 +164,21 @@ pub trait Store: Send + Sync {
     fn refusals(&self, limit: usize) -> Result<Vec<Refusal>>;
     /// Drop dedupe keys older than the retention.
     fn prune_dedupe(&self, now: i64) -> Result<usize>;
+
+    fn run_start(&self, script: &str, version: i64, function: &str, trigger: &str, now: i64) -> Result<i64>;
+    fn run_finish(&self, id: i64, now: i64, error: Option<(&str, Option<&str>)>, steps: &[String]) -> Result<()>;
+    fn runs(&self, script: Option<&str>, limit: usize) -> Result<Vec<RunRecord>>;
+    fn run(&self, id: i64) -> Result<Option<RunRecord>>;
+    fn step_get(&self, script: &str, key: &str) -> Result<Option<String>>;
+    fn step_put(&self, script: &str, key: &str, result: &str, run_id: i64, now: i64) -> Result<()>;
+    fn state_get(&self, script: &str, key: &str) -> Result<Option<String>>;
+    fn state_set(&self, script: &str, key: &str, value: &str, now: i64) -> Result<()>;
+    fn state_delete(&self, script: &str, key: &str) -> Result<()>;
+    /// Record a (re)load: a new version, or an error that left the old one.
+    fn script_loaded(&self, name: &str, version: i64, triggers: &serde_json::Value, now: i64) -> Result<()>;
+    fn script_error(&self, name: &str, error: &str, now: i64) -> Result<()>;
+    fn script_removed(&self, name: &str) -> Result<()>;
+    fn scripts(&self) -> Result<Vec<ScriptStatus>>;
 }
 
 pub fn now_ms() -> i64 {

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_kv", include_str!("../../migrations/sqlite/0001_kv.sql")),
     ("0002_events", include_str!("../../migrations/sqlite/0002_events.sql")),
+    ("0003_scripts", include_str!("../../migrations/sqlite/0003_scripts.sql")),
 ];
 
 pub struct SqliteStore {
@@ -71,6 +72,25 @@ fn summary(r: &rusqlite::Row) -> rusqlite::Result<EventSummary> {
         subject: r.get(4)?,
         received_at: r.get(5)?,
         status: r.get(6)?,
+    })
+}
+
+const RUN_COLUMNS: &str = "id, script, version, function, trigger, started_at, ended_at, outcome, error, location, steps";
+
+fn run_record(r: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
+    let steps: String = r.get(10)?;
+    Ok(RunRecord {
+        id: r.get(0)?,
+        script: r.get(1)?,
+        version: r.get(2)?,
+        function: r.get(3)?,
+        trigger: r.get(4)?,
+        started_at: r.get(5)?,
+        ended_at: r.get(6)?,
+        outcome: r.get(7)?,
+        error: r.get(8)?,
+        location: r.get(9)?,
+        steps: serde_json::from_str(&steps).unwrap_or_default(),
     })
 }
 
@@ -283,6 +303,110 @@ impl Store for SqliteStore {
 
     fn prune_dedupe(&self, now: i64) -> Result<usize> {
         Ok(self.conn().execute("DELETE FROM dedupe WHERE seen_at < ?1", [now - DEDUPE_RETENTION_MS])?)
+    }
+
+    fn run_start(&self, script: &str, version: i64, function: &str, trigger: &str, now: i64) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute("INSERT INTO runs (script, version, function, trigger, started_at) VALUES (?1, ?2, ?3, ?4, ?5)", params![script, version, function, trigger, now])?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn run_finish(&self, id: i64, now: i64, error: Option<(&str, Option<&str>)>, steps: &[String]) -> Result<()> {
+        let (outcome, message, location) = match error {
+            None => ("ok", None, None),
+            Some((m, l)) => ("error", Some(m), l),
+        };
+        self.conn().execute(
+            "UPDATE runs SET ended_at = ?2, outcome = ?3, error = ?4, location = ?5, steps = ?6 WHERE id = ?1",
+            params![id, now, outcome, message, location, serde_json::to_string(steps)?],
+        )?;
+        Ok(())
+    }
+
+    fn runs(&self, script: Option<&str>, limit: usize) -> Result<Vec<RunRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR script = ?1) ORDER BY id DESC LIMIT ?2"))?;
+        let rows = stmt.query_map(params![script, if limit == 0 { 50 } else { limit } as i64], run_record)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn run(&self, id: i64) -> Result<Option<RunRecord>> {
+        Ok(self.conn().query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"), [id], run_record).optional()?)
+    }
+
+    fn step_get(&self, script: &str, key: &str) -> Result<Option<String>> {
+        Ok(self.conn().query_row("SELECT result FROM steps WHERE script = ?1 AND key = ?2", params![script, key], |r| r.get(0)).optional()?)
+    }
+
+    fn step_put(&self, script: &str, key: &str, result: &str, run_id: i64, now: i64) -> Result<()> {
+        self.conn().execute("INSERT OR IGNORE INTO steps (script, key, result, run_id, at) VALUES (?1, ?2, ?3, ?4, ?5)", params![script, key, result, run_id, now])?;
+        Ok(())
+    }
+
+    fn state_get(&self, script: &str, key: &str) -> Result<Option<String>> {
+        Ok(self.conn().query_row("SELECT value FROM script_state WHERE script = ?1 AND key = ?2", params![script, key], |r| r.get(0)).optional()?)
+    }
+
+    fn state_set(&self, script: &str, key: &str, value: &str, now: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO script_state (script, key, value, updated) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (script, key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+            params![script, key, value, now],
+        )?;
+        Ok(())
+    }
+
+    fn state_delete(&self, script: &str, key: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM script_state WHERE script = ?1 AND key = ?2", params![script, key])?;
+        Ok(())
+    }
+
+    fn script_loaded(&self, name: &str, version: i64, triggers: &serde_json::Value, now: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO scripts (name, version, loaded_at, triggers) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET version = excluded.version, loaded_at = excluded.loaded_at, triggers = excluded.triggers, error = NULL, error_at = NULL",
+            params![name, version, now, triggers.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn script_error(&self, name: &str, error: &str, now: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO scripts (name, version, loaded_at, triggers, error, error_at) VALUES (?1, 0, ?3, '[]', ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET error = excluded.error, error_at = excluded.error_at",
+            params![name, error, now],
+        )?;
+        Ok(())
+    }
+
+    fn script_removed(&self, name: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM scripts WHERE name = ?1", [name])?;
+        Ok(())
+    }
+
+    fn scripts(&self) -> Result<Vec<ScriptStatus>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT name, version, loaded_at, triggers, error, error_at FROM scripts ORDER BY name")?;
+        let rows: Vec<ScriptStatus> = stmt
+            .query_map([], |r| {
+                let triggers: String = r.get(3)?;
+                Ok(ScriptStatus {
+                    name: r.get(0)?,
+                    version: r.get(1)?,
+                    loaded_at: r.get(2)?,
+                    triggers: serde_json::from_str(&triggers).unwrap_or_default(),
+                    error: r.get(4)?,
+                    error_at: r.get(5)?,
+                    last_run: None,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut last = conn.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE script = ?1 ORDER BY id DESC LIMIT 1"))?;
+        rows.into_iter()
+            .map(|mut s| {
+                s.last_run = last.query_row([&s.name], run_record).optional()?;
+                Ok(s)
+            })
+            .collect()
     }
 }
 

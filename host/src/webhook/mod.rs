@@ -32,7 +32,15 @@ pub struct Ingress {
 }
 
 pub fn router(ingress: Arc<Ingress>) -> Router {
-    Router::new().route("/hooks/{connector}", post(receive)).with_state(ingress)
+    Router::new()
+        .route("/hooks/{connector}", post(receive))
+        // The rest of the path reaches the plugin (WICS names topics there).
+        .route("/hooks/{connector}/{*rest}", post(receive_with_path))
+        .with_state(ingress)
+}
+
+async fn receive_with_path(state: State<Arc<Ingress>>, Path((connector, rest)): Path<(String, String)>, query: RawQuery, headers: HeaderMap, body: Body) -> Response {
+    handle(state, connector, format!("/{rest}"), query, headers, body).await
 }
 
 /// Header values that may carry a secret are not stored.
@@ -52,7 +60,11 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn receive(State(ing): State<Arc<Ingress>>, Path(connector): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
+async fn receive(state: State<Arc<Ingress>>, Path(connector): Path<String>, query: RawQuery, headers: HeaderMap, body: Body) -> Response {
+    handle(state, connector, String::new(), query, headers, body).await
+}
+
+async fn handle(State(ing): State<Arc<Ingress>>, connector: String, path: String, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
     let mut record = DeliveryRecord { connector: connector.clone(), received_at: now_ms(), headers: redact(&headers), body: Vec::new() };
     let refuse = |record: &DeliveryRecord, status: StatusCode, reason: String| {
         if let Err(e) = ing.host.store().record_refusal(record, status.as_u16(), &reason) {
@@ -75,7 +87,7 @@ async fn receive(State(ing): State<Arc<Ingress>>, Path(connector): Path<String>,
     };
     let received = Received {
         method: "POST".into(),
-        path: String::new(),
+        path,
         query: query.unwrap_or_default(),
         headers: headers.iter().map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect(),
         body: record.body.clone(),

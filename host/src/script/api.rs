@@ -1,0 +1,186 @@
+//! The script API: what a `.rhai` file can call. Registered once per
+//! engine; per-run state (which script, which run, the deadline) lives in a
+//! thread-local because every run has its own blocking thread.
+use super::context::{self, LoadCtx};
+use crate::error::CallError;
+use crate::store::now_ms;
+use crate::Host;
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, ImmutableString, Map, Module, NativeCallContext, Position};
+use std::sync::Arc;
+
+/// Script engine limits, from `[scripts]` in spoke.toml.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScriptLimits {
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_string_bytes: usize,
+    pub max_array_len: usize,
+    pub max_map_len: usize,
+    /// Wall-clock bound of one run, vendor calls included.
+    pub max_run_secs: f64,
+}
+
+impl Default for ScriptLimits {
+    fn default() -> Self {
+        ScriptLimits { max_operations: 50_000_000, max_call_levels: 48, max_string_bytes: 1 << 20, max_array_len: 100_000, max_map_len: 100_000, max_run_secs: 300.0 }
+    }
+}
+
+pub(super) fn rt_error(message: impl Into<String>) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), Position::NONE))
+}
+
+fn to_dynamic(v: &serde_json::Value) -> Result<Dynamic, Box<EvalAltResult>> {
+    rhai::serde::to_dynamic(v)
+}
+
+fn to_json(v: &Dynamic) -> Result<serde_json::Value, Box<EvalAltResult>> {
+    rhai::serde::from_dynamic(v)
+}
+
+/// A connector error as the map a script catches:
+/// `#{kind, message, vendor_code, field, retry_after_ms, status, connector, operation, transient}`.
+fn error_value(e: &CallError, connector: &str, operation: &str) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("kind".into(), e.kind.as_str().into());
+    m.insert("message".into(), e.message.clone().into());
+    m.insert("vendor_code".into(), e.vendor_code.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    m.insert("field".into(), e.field.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    m.insert("retry_after_ms".into(), e.retry_after_ms.map(|v| Dynamic::from(v as i64)).unwrap_or(Dynamic::UNIT));
+    m.insert("status".into(), e.status.map(|v| Dynamic::from(v as i64)).unwrap_or(Dynamic::UNIT));
+    m.insert("connector".into(), connector.into());
+    m.insert("operation".into(), operation.into());
+    m.insert("transient".into(), e.is_transient().into());
+    m.into()
+}
+
+/// Build an engine with the whole API for the host's current connectors.
+pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::Handle) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(limits.max_operations)
+        .set_max_call_levels(limits.max_call_levels)
+        .set_max_string_size(limits.max_string_bytes)
+        .set_max_array_size(limits.max_array_len)
+        .set_max_map_size(limits.max_map_len)
+        .set_max_expr_depths(128, 64);
+    engine.on_progress(|_| context::past_deadline().then(|| Dynamic::from("the run exceeded its wall-clock bound")));
+    engine.on_print(|text| tracing::info!(target: "spoke::script", script = %context::script_name(), "{text}"));
+    engine.on_debug(|text, _, pos| tracing::debug!(target: "spoke::script", script = %context::script_name(), line = pos.line().unwrap_or(0), "{text}"));
+
+    // Connectors: `wics::create_order(#{...})`.
+    for binding in host.connectors() {
+        let mut module = Module::new();
+        for op in &binding.manifest().operations {
+            let (h, rt, connector, operation) = (host.clone(), handle.clone(), binding.name().to_string(), op.name.clone());
+            let call = move |input: serde_json::Value| -> Result<Dynamic, Box<EvalAltResult>> {
+                if context::is_loading() {
+                    return Err(rt_error(format!("{connector}::{operation} cannot be called while the script loads; call it from a triggered function")));
+                }
+                match rt.block_on(h.call(&connector, &operation, input)) {
+                    Ok(v) => to_dynamic(&v),
+                    Err(e) => Err(Box::new(EvalAltResult::ErrorRuntime(error_value(&e, &connector, &operation), Position::NONE))),
+                }
+            };
+            let with_input = call.clone();
+            module.set_native_fn(op.name.as_str(), move |input: Map| with_input(to_json(&Dynamic::from(input))?));
+            module.set_native_fn(op.name.as_str(), move || call(serde_json::json!({})));
+        }
+        engine.register_static_module(binding.name(), module.into());
+    }
+
+    // Triggers, registered while the script loads.
+    engine.register_fn("on", |connector: ImmutableString, topic: ImmutableString, function: ImmutableString| -> Result<(), Box<EvalAltResult>> {
+        context::with_load(|l: &mut LoadCtx| l.on(connector.as_str(), topic.as_str(), function.as_str()))
+    });
+    engine.register_fn("every", |spec: ImmutableString, function: ImmutableString| -> Result<(), Box<EvalAltResult>> {
+        context::with_load(|l: &mut LoadCtx| l.every(spec.as_str(), function.as_str()))
+    });
+
+    // step(key, || ...): once per key, per script, forever.
+    let store = host.store().clone();
+    engine.register_fn("step", move |ctx: NativeCallContext, key: ImmutableString, f: FnPtr| -> Result<Dynamic, Box<EvalAltResult>> {
+        let (script, run_id) = context::run_identity().ok_or_else(|| rt_error("step() can only be used inside a run"))?;
+        if let Some(stored) = store.step_get(&script, &key).map_err(|e| rt_error(format!("step store: {e:#}")))? {
+            context::record_step(&key, true);
+            let v: serde_json::Value = serde_json::from_str(&stored).map_err(|e| rt_error(format!("stored step {key} is unreadable: {e}")))?;
+            return to_dynamic(&v);
+        }
+        let value: Dynamic = f.call_within_context(&ctx, ())?;
+        let json = to_json(&value)?;
+        store.step_put(&script, &key, &json.to_string(), run_id, now_ms()).map_err(|e| rt_error(format!("step store: {e:#}")))?;
+        context::record_step(&key, false);
+        Ok(value)
+    });
+
+    // state::get/set/delete
+    let mut state = Module::new();
+    let s1 = host.store().clone();
+    state.set_native_fn("get", move |key: ImmutableString| -> Result<Dynamic, Box<EvalAltResult>> {
+        let script = context::script_name();
+        match s1.state_get(&script, &key).map_err(|e| rt_error(format!("state: {e:#}")))? {
+            Some(text) => to_dynamic(&serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)),
+            None => Ok(Dynamic::UNIT),
+        }
+    });
+    let s2 = host.store().clone();
+    state.set_native_fn("set", move |key: ImmutableString, value: Dynamic| -> Result<(), Box<EvalAltResult>> {
+        let text = to_json(&value)?.to_string();
+        if text.len() > 64 * 1024 {
+            return Err(rt_error(format!("state::set({key}): values are at most 64 KiB, got {} bytes", text.len())));
+        }
+        s2.state_set(&context::script_name(), &key, &text, now_ms()).map_err(|e| rt_error(format!("state: {e:#}")))
+    });
+    let s3 = host.store().clone();
+    state.set_native_fn("delete", move |key: ImmutableString| -> Result<(), Box<EvalAltResult>> {
+        s3.state_delete(&context::script_name(), &key).map_err(|e| rt_error(format!("state: {e:#}")))
+    });
+    engine.register_static_module("state", state.into());
+
+    // log::info/warn/error
+    let mut log = Module::new();
+    log.set_native_fn("info", |m: Dynamic| -> Result<(), Box<EvalAltResult>> {
+        tracing::info!(target: "spoke::script", script = %context::script_name(), run = context::run_id(), "{m}");
+        Ok(())
+    });
+    log.set_native_fn("warn", |m: Dynamic| -> Result<(), Box<EvalAltResult>> {
+        tracing::warn!(target: "spoke::script", script = %context::script_name(), run = context::run_id(), "{m}");
+        Ok(())
+    });
+    log.set_native_fn("error", |m: Dynamic| -> Result<(), Box<EvalAltResult>> {
+        tracing::error!(target: "spoke::script", script = %context::script_name(), run = context::run_id(), "{m}");
+        Ok(())
+    });
+    engine.register_static_module("log", log.into());
+
+    // Time: now() is RFC 3339 UTC; date:: helpers work on that text.
+    engine.register_fn("now", || crate::time::rfc3339(now_ms()));
+    engine.register_fn("now_ms", now_ms);
+    let mut date = Module::new();
+    date.set_native_fn("parse", |text: ImmutableString| -> Result<i64, Box<EvalAltResult>> {
+        crate::time::parse(&text).ok_or_else(|| rt_error(format!("date::parse: {text:?} is not a date or RFC 3339 date-time")))
+    });
+    date.set_native_fn("format", |ms: i64| -> Result<String, Box<EvalAltResult>> { Ok(crate::time::rfc3339(ms)) });
+    date.set_native_fn("add_days", |text: ImmutableString, days: i64| -> Result<String, Box<EvalAltResult>> {
+        let ms = crate::time::parse(&text).ok_or_else(|| rt_error(format!("date::add_days: {text:?} is not a date")))?;
+        Ok(crate::time::rfc3339(ms + days * 86_400_000))
+    });
+    date.set_native_fn("today", || -> Result<String, Box<EvalAltResult>> { Ok(crate::time::rfc3339(now_ms())[..10].to_string()) });
+    date.set_native_fn("days_between", |a: ImmutableString, b: ImmutableString| -> Result<i64, Box<EvalAltResult>> {
+        let (a, b) = (crate::time::parse(&a), crate::time::parse(&b));
+        match (a, b) {
+            (Some(a), Some(b)) => Ok((b - a).div_euclid(86_400_000)),
+            _ => Err(rt_error("date::days_between: both arguments must be dates")),
+        }
+    });
+    engine.register_static_module("date", date.into());
+
+    // JSON, for scripts that talk to forms and other systems.
+    engine.register_fn("to_json", |v: Dynamic| -> Result<String, Box<EvalAltResult>> { Ok(to_json(&v)?.to_string()) });
+    engine.register_fn("parse_json", |text: ImmutableString| -> Result<Dynamic, Box<EvalAltResult>> {
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| rt_error(format!("parse_json: {e}")))?;
+        to_dynamic(&v)
+    });
+    engine
+}

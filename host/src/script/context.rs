@@ -1,0 +1,104 @@
+//! Per-thread state of the script being loaded or run. Each load and each
+//! run happens on its own blocking thread, so a thread-local is exactly
+//! "the current run" and costs nothing to reach from a registered function.
+use super::api::rt_error;
+use super::schedule::Schedule;
+use super::Trigger;
+use rhai::EvalAltResult;
+use std::cell::RefCell;
+use std::time::Instant;
+
+pub struct LoadCtx {
+    pub triggers: Vec<Trigger>,
+    pub connectors: Vec<(String, Vec<String>)>,
+}
+
+impl LoadCtx {
+    pub fn on(&mut self, connector: &str, topic: &str, function: &str) -> Result<(), Box<EvalAltResult>> {
+        match self.connectors.iter().find(|(c, _)| c == connector) {
+            None => {
+                let known: Vec<_> = self.connectors.iter().map(|(c, _)| c.as_str()).collect();
+                return Err(rt_error(format!("on({connector:?}, ...): no connector named {connector:?}; configured: {}", known.join(", "))));
+            }
+            Some((_, topics)) if !topics.is_empty() && topic != "*" && !topics.iter().any(|t| t == topic) => {
+                return Err(rt_error(format!("on({connector:?}, {topic:?}, ...): {connector} has no webhook topic {topic:?}; it has: {}", topics.join(", "))));
+            }
+            _ => {}
+        }
+        self.triggers.push(Trigger::On { connector: connector.into(), topic: topic.into(), function: function.into() });
+        Ok(())
+    }
+
+    pub fn every(&mut self, spec: &str, function: &str) -> Result<(), Box<EvalAltResult>> {
+        let schedule = Schedule::parse(spec).map_err(|e| rt_error(format!("every({spec:?}, ...): {e}")))?;
+        self.triggers.push(Trigger::Every { spec: spec.into(), schedule, function: function.into() });
+        Ok(())
+    }
+}
+
+struct RunCtx {
+    script: String,
+    run_id: i64,
+    deadline: Instant,
+    steps: Vec<String>,
+}
+
+thread_local! {
+    static LOAD: RefCell<Option<LoadCtx>> = const { RefCell::new(None) };
+    static RUN: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
+    static SCRIPT: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+pub fn begin_load(script: &str, ctx: LoadCtx) {
+    SCRIPT.with(|s| *s.borrow_mut() = script.to_string());
+    LOAD.with(|l| *l.borrow_mut() = Some(ctx));
+}
+
+pub fn end_load() -> Option<LoadCtx> {
+    LOAD.with(|l| l.borrow_mut().take())
+}
+
+pub fn is_loading() -> bool {
+    LOAD.with(|l| l.borrow().is_some())
+}
+
+pub fn with_load<R>(f: impl FnOnce(&mut LoadCtx) -> Result<R, Box<EvalAltResult>>) -> Result<R, Box<EvalAltResult>> {
+    LOAD.with(|l| match l.borrow_mut().as_mut() {
+        Some(ctx) => f(ctx),
+        None => Err(rt_error("on() and every() only work at the top level of a script, while it loads")),
+    })
+}
+
+pub fn begin_run(script: &str, run_id: i64, deadline: Instant) {
+    SCRIPT.with(|s| *s.borrow_mut() = script.to_string());
+    RUN.with(|r| *r.borrow_mut() = Some(RunCtx { script: script.into(), run_id, deadline, steps: Vec::new() }));
+}
+
+/// End the run; returns the steps it took ("key" or "key (stored)").
+pub fn end_run() -> Vec<String> {
+    RUN.with(|r| r.borrow_mut().take().map(|c| c.steps).unwrap_or_default())
+}
+
+pub fn run_identity() -> Option<(String, i64)> {
+    RUN.with(|r| r.borrow().as_ref().map(|c| (c.script.clone(), c.run_id)))
+}
+
+pub fn run_id() -> i64 {
+    RUN.with(|r| r.borrow().as_ref().map(|c| c.run_id).unwrap_or(0))
+}
+
+pub fn script_name() -> String {
+    SCRIPT.with(|s| s.borrow().clone())
+}
+
+pub fn record_step(key: &str, stored: bool) {
+    RUN.with(|r| {
+        if let Some(c) = r.borrow_mut().as_mut() {
+            c.steps.push(if stored { format!("{key} (stored)") } else { key.to_string() });
+        }
+    });
+}
+
+pub fn past_deadline() -> bool {
+    RUN.with(|r| r.borrow().as_ref().is_some_and(|c| Instant::now() > c.deadline))
+}

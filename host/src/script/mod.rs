@@ -1,0 +1,446 @@
+//! Rhai scripts: loading, triggers, runs, exactly-once steps, hot reload.
+//!
+//! A script is compiled off to the side and its top level run once to
+//! collect its triggers (`on`, `every`). Only if both succeed does it
+//! replace the running version — one `Arc` swap, so runs in flight finish
+//! on the version they started with and every new event sees the new one.
+//! A script that fails to load leaves the old version running and the error
+//! (file:line) in the log and in `spoke scripts`.
+pub mod api;
+mod context;
+pub mod schedule;
+mod watch;
+
+pub use api::ScriptLimits;
+
+use crate::dispatch::{Failure, Subscriber};
+use crate::manifest::Event;
+use crate::store::now_ms;
+use crate::Host;
+use rhai::{Dynamic, Engine, EvalAltResult, Scope, AST};
+use schedule::Schedule;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    On { connector: String, topic: String, function: String },
+    Every { spec: String, schedule: Schedule, function: String },
+}
+
+impl Trigger {
+    fn function(&self) -> &str {
+        match self {
+            Trigger::On { function, .. } | Trigger::Every { function, .. } => function,
+        }
+    }
+    fn describe(&self) -> String {
+        match self {
+            Trigger::On { connector, topic, function } => format!("on {connector}/{topic} -> {function}"),
+            Trigger::Every { spec, function, .. } => format!("every {spec} -> {function}"),
+        }
+    }
+}
+
+/// One loaded version of a script.
+pub struct Script {
+    pub name: String,
+    pub path: PathBuf,
+    pub version: i64,
+    pub ast: AST,
+    pub triggers: Vec<Trigger>,
+    source_hash: u64,
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunError {
+    pub message: String,
+    /// file:line where it failed.
+    pub location: Option<String>,
+    /// A vendor call failed in a way that may pass (rate-limited, transport,
+    /// timeout, 5xx): worth retrying.
+    pub transient: bool,
+    pub run_id: i64,
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.location {
+            Some(l) => write!(f, "{l}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+pub struct Scripts {
+    host: Arc<Host>,
+    handle: tokio::runtime::Handle,
+    limits: ScriptLimits,
+    dir: PathBuf,
+    engine: RwLock<Arc<Engine>>,
+    loaded: RwLock<BTreeMap<String, Arc<Script>>>,
+    errors: RwLock<BTreeMap<String, String>>,
+    schedules: Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
+    me: Weak<Scripts>,
+}
+
+fn hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+/// `name` of `scripts/name.rhai`.
+pub fn script_name(path: &Path) -> Option<String> {
+    (path.extension()? == "rhai").then(|| path.file_stem()?.to_str().map(str::to_string))?
+}
+
+impl Scripts {
+    /// Build the engine and load every script in the configured folder.
+    pub async fn start(host: Arc<Host>) -> Arc<Scripts> {
+        let handle = tokio::runtime::Handle::current();
+        let limits = host.config().scripts.clone();
+        let engine = Arc::new(api::engine(&host, &limits, handle.clone()));
+        let dir = host.config().scripts_dir.clone();
+        let scripts = Arc::new_cyclic(|me| Scripts {
+            host,
+            handle,
+            limits,
+            dir: dir.clone(),
+            engine: RwLock::new(engine),
+            loaded: Default::default(),
+            errors: Default::default(),
+            schedules: Default::default(),
+            me: me.clone(),
+        });
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+        paths.sort();
+        for p in paths.into_iter().filter(|p| script_name(p).is_some()) {
+            scripts.reload(&p).await;
+        }
+        scripts
+    }
+
+    /// Start with only the script at `path` (for `spoke script run`); its
+    /// load error, if any, is returned.
+    pub async fn start_only(host: Arc<Host>, path: &Path) -> anyhow::Result<Arc<Scripts>> {
+        let handle = tokio::runtime::Handle::current();
+        let limits = host.config().scripts.clone();
+        let engine = Arc::new(api::engine(&host, &limits, handle.clone()));
+        let scripts = Arc::new_cyclic(|me| Scripts {
+            host,
+            handle,
+            limits,
+            dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            engine: RwLock::new(engine),
+            loaded: Default::default(),
+            errors: Default::default(),
+            schedules: Default::default(),
+            me: me.clone(),
+        });
+        let name = script_name(path).ok_or_else(|| anyhow::anyhow!("{} is not a .rhai file", path.display()))?;
+        if !scripts.reload(path).await {
+            anyhow::bail!("{}", scripts.error(&name).unwrap_or_else(|| format!("{} did not load", path.display())));
+        }
+        Ok(scripts)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+
+    pub fn current(&self, name: &str) -> Option<Arc<Script>> {
+        self.loaded.read().unwrap().get(name).cloned()
+    }
+
+    pub fn loaded(&self) -> Vec<Arc<Script>> {
+        self.loaded.read().unwrap().values().cloned().collect()
+    }
+
+    /// The last load error of a script whose newest file did not load.
+    pub fn error(&self, name: &str) -> Option<String> {
+        self.errors.read().unwrap().get(name).cloned()
+    }
+
+    /// Rebuild the engine after a plugin swap changed the operations.
+    pub fn refresh_engine(&self) {
+        *self.engine.write().unwrap() = Arc::new(api::engine(&self.host, &self.limits, self.handle.clone()));
+    }
+
+    fn connectors(&self) -> Vec<(String, Vec<String>)> {
+        self.host.connectors().iter().map(|b| (b.name().to_string(), b.manifest().webhook_topics.iter().map(|t| t.name.clone()).collect())).collect()
+    }
+
+    /// (Re)load the script at `path`, or unload it if the file is gone.
+    /// Returns whether a new version was installed.
+    pub async fn reload(&self, path: &Path) -> bool {
+        let Some(name) = script_name(path) else { return false };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(_) if !path.exists() => {
+                self.unload(&name);
+                return false;
+            }
+            Err(e) => {
+                self.load_failed(&name, format!("{}: cannot read: {e}", path.display()));
+                return false;
+            }
+        };
+        let previous = self.current(&name);
+        if previous.as_ref().is_some_and(|p| p.source_hash == hash(&text)) && self.error(&name).is_none() {
+            return false; // an editor's extra events for one save
+        }
+        let engine = self.engine.read().unwrap().clone();
+        let connectors = self.connectors();
+        let (n, p) = (name.clone(), path.to_path_buf());
+        let version = previous.as_ref().map(|s| s.version).unwrap_or_else(|| self.stored_version(&name)) + 1;
+        let compiled = tokio::task::spawn_blocking(move || compile(&engine, &n, &p, &text, version, connectors)).await;
+        match compiled {
+            Ok(Ok(script)) => {
+                self.install(Arc::new(script));
+                true
+            }
+            Ok(Err(e)) => {
+                self.load_failed(&name, e);
+                false
+            }
+            Err(e) => {
+                self.load_failed(&name, format!("{}: loading panicked: {e}", path.display()));
+                false
+            }
+        }
+    }
+
+    fn stored_version(&self, name: &str) -> i64 {
+        self.host.store().scripts().ok().and_then(|all| all.into_iter().find(|s| s.name == name)).map(|s| s.version).unwrap_or(0)
+    }
+
+    fn load_failed(&self, name: &str, error: String) {
+        let keeping = self.current(name).map(|s| format!("; version {} keeps running", s.version)).unwrap_or_default();
+        tracing::error!(script = name, "script not loaded: {error}{keeping}");
+        let _ = self.host.store().script_error(name, &error, now_ms());
+        self.errors.write().unwrap().insert(name.to_string(), error);
+    }
+
+    fn install(&self, script: Arc<Script>) {
+        let name = script.name.clone();
+        let old = self.loaded.write().unwrap().insert(name.clone(), script.clone());
+        self.errors.write().unwrap().remove(&name);
+        let dispatcher = self.host.dispatcher();
+        if let Some(old) = &old {
+            for t in &old.triggers {
+                if let Trigger::On { function, .. } = t {
+                    if !script.triggers.contains(t) {
+                        dispatcher.unsubscribe(&subscriber_name(&name, function));
+                    }
+                }
+            }
+        }
+        for t in &script.triggers {
+            if let Trigger::On { connector, topic, function } = t {
+                dispatcher.subscribe(Arc::new(ScriptSubscriber {
+                    scripts: self.me.clone(),
+                    name: subscriber_name(&name, function),
+                    script: name.clone(),
+                    connector: connector.clone(),
+                    topic: topic.clone(),
+                    function: function.clone(),
+                }));
+            }
+        }
+        self.restart_schedules(&script);
+        let triggers: Vec<String> = script.triggers.iter().map(Trigger::describe).collect();
+        let _ = self.host.store().script_loaded(&name, script.version, &serde_json::json!(triggers), now_ms());
+        tracing::info!(script = %name, version = script.version, triggers = %triggers.join("; "), "script loaded from {}", script.path.display());
+    }
+
+    fn unload(&self, name: &str) {
+        let Some(old) = self.loaded.write().unwrap().remove(name) else { return };
+        for t in &old.triggers {
+            if let Trigger::On { function, .. } = t {
+                self.host.dispatcher().unsubscribe(&subscriber_name(name, function));
+            }
+        }
+        if let Some(tasks) = self.schedules.lock().unwrap().remove(name) {
+            tasks.iter().for_each(|t| t.abort());
+        }
+        self.errors.write().unwrap().remove(name);
+        let _ = self.host.store().script_removed(name);
+        tracing::info!(script = name, "script removed; its triggers stopped");
+    }
+
+    fn restart_schedules(&self, script: &Arc<Script>) {
+        let mut all = self.schedules.lock().unwrap();
+        if let Some(tasks) = all.remove(&script.name) {
+            tasks.iter().for_each(|t| t.abort());
+        }
+        let mut tasks = Vec::new();
+        for t in &script.triggers {
+            let Trigger::Every { schedule, function, spec } = t else { continue };
+            let (me, name, function, schedule, spec) = (self.me.clone(), script.name.clone(), function.clone(), schedule.clone(), spec.clone());
+            let task = self.handle.spawn(async move {
+                let mut next = schedule.next_after(now_ms());
+                loop {
+                    let wait = (next - now_ms()).max(0) as u64;
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    let Some(scripts) = me.upgrade() else { return };
+                    // One run at a time per schedule: the next tick waits.
+                    if let Err(e) = scripts.run(&name, &function, None, &format!("schedule:{spec}")).await {
+                        tracing::warn!(script = %name, function = %function, "scheduled run failed: {e}");
+                    }
+                    next = schedule.next_after(now_ms().max(next));
+                }
+            });
+            tasks.push(task.abort_handle());
+        }
+        all.insert(script.name.clone(), tasks);
+    }
+
+    /// Run `function` of the current version of script `name`, with `arg`
+    /// if given, as a recorded run.
+    pub async fn run(&self, name: &str, function: &str, arg: Option<serde_json::Value>, trigger: &str) -> Result<serde_json::Value, RunError> {
+        let script = self.current(name).ok_or_else(|| RunError {
+            message: format!("no script named {name:?} is loaded{}", self.error(name).map(|e| format!(" (it failed to load: {e})")).unwrap_or_default()),
+            location: None,
+            transient: false,
+            run_id: 0,
+        })?;
+        let engine = self.engine.read().unwrap().clone();
+        let store = self.host.store().clone();
+        let (function, trigger) = (function.to_string(), trigger.to_string());
+        let max = Duration::from_secs_f64(self.limits.max_run_secs);
+        tokio::task::spawn_blocking(move || run_blocking(&engine, &*store, &script, &function, arg, &trigger, max))
+            .await
+            .unwrap_or_else(|e| Err(RunError { message: format!("the run panicked: {e}"), location: None, transient: false, run_id: 0 }))
+    }
+}
+
+fn subscriber_name(script: &str, function: &str) -> String {
+    format!("script:{script}:{function}")
+}
+
+fn compile(engine: &Engine, name: &str, path: &Path, text: &str, version: i64, connectors: Vec<(String, Vec<String>)>) -> Result<Script, String> {
+    let file = path.display().to_string();
+    let mut ast = engine.compile(text).map_err(|e| format!("{file}:{}: syntax error: {}", e.1.line().unwrap_or(0), e.0))?;
+    ast.set_source(file.as_str());
+    context::begin_load(name, context::LoadCtx { triggers: Vec::new(), connectors });
+    let result = engine.run_ast_with_scope(&mut Scope::new(), &ast);
+    let ctx = context::end_load().expect("load context");
+    if let Err(e) = result {
+        let (message, location, _) = explain(&e, &file);
+        return Err(format!("{}: {message}", location.unwrap_or(file.clone())));
+    }
+    for t in &ctx.triggers {
+        let f = t.function();
+        if !ast.iter_functions().any(|d| d.name == f) {
+            return Err(format!("{file}: {} names function {f:?}, which this script does not define", t.describe()));
+        }
+    }
+    Ok(Script { name: name.into(), path: path.into(), version, ast, triggers: ctx.triggers, source_hash: hash(text) })
+}
+
+/// Message, file:line and transience of a script error.
+fn explain(err: &EvalAltResult, file: &str) -> (String, Option<String>, bool) {
+    let inner = err.unwrap_inner();
+    let pos = if inner.position().is_none() { err.position() } else { inner.position() };
+    let location = pos.line().map(|l| format!("{file}:{l}"));
+    match inner {
+        EvalAltResult::ErrorRuntime(value, _) if value.is_map() => {
+            let m = value.clone().cast::<rhai::Map>();
+            let get = |k: &str| m.get(k).filter(|v| !v.is_unit()).map(|v| v.to_string());
+            let mut message = format!("{}: {}", get("kind").unwrap_or_else(|| "error".into()), get("message").unwrap_or_default());
+            if let (Some(c), Some(o)) = (get("connector"), get("operation")) {
+                message.push_str(&format!(" (in {c}::{o})"));
+            }
+            if let Some(code) = get("vendor_code") {
+                message.push_str(&format!(" [vendor code {code}]"));
+            }
+            let transient = m.get("transient").and_then(|v| v.as_bool().ok()).unwrap_or(false);
+            (message, location, transient)
+        }
+        EvalAltResult::ErrorRuntime(value, _) => (value.to_string(), location, false),
+        EvalAltResult::ErrorTerminated(_, _) => ("stopped: the run exceeded its wall-clock bound".into(), location, false),
+        EvalAltResult::ErrorTooManyOperations(_) => ("stopped: the run exceeded its operation limit".into(), location, false),
+        other => {
+            let text = other.to_string();
+            let text = text.split(" (line ").next().unwrap_or(&text).to_string();
+            (text, location, false)
+        }
+    }
+}
+
+fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Script, function: &str, arg: Option<serde_json::Value>, trigger: &str, max: Duration) -> Result<serde_json::Value, RunError> {
+    let file = script.path.display().to_string();
+    let arity = script.ast.iter_functions().find(|f| f.name == function).map(|f| f.params.len());
+    let Some(arity) = arity else {
+        return Err(RunError { message: format!("{file} has no function {function:?}"), location: None, transient: false, run_id: 0 });
+    };
+    let run_id = store.run_start(&script.name, script.version, function, trigger, now_ms()).unwrap_or(0);
+    context::begin_run(&script.name, run_id, Instant::now() + max);
+    let arg = arg.map(|a| rhai::serde::to_dynamic(&a)).transpose();
+    let result = arg.and_then(|arg| {
+        let options = rhai::CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        let mut scope = Scope::new();
+        match (arity, arg) {
+            (0, _) => engine.call_fn_with_options::<Dynamic>(options, &mut scope, &script.ast, function, ()),
+            (_, Some(a)) => engine.call_fn_with_options::<Dynamic>(options, &mut scope, &script.ast, function, (a,)),
+            (_, None) => engine.call_fn_with_options::<Dynamic>(options, &mut scope, &script.ast, function, (Dynamic::UNIT,)),
+        }
+    });
+    let steps = context::end_run();
+    let outcome = result.map_err(|e| explain(&e, &file)).and_then(|v| {
+        rhai::serde::from_dynamic::<serde_json::Value>(&v).map_err(|e| (format!("the function returned a value that is not JSON: {e}"), None, false))
+    });
+    match outcome {
+        Ok(v) => {
+            let _ = store.run_finish(run_id, now_ms(), None, &steps);
+            Ok(v)
+        }
+        Err((message, location, transient)) => {
+            let _ = store.run_finish(run_id, now_ms(), Some((&message, location.as_deref())), &steps);
+            tracing::warn!(script = %script.name, function, run = run_id, "run failed at {}: {message}", location.as_deref().unwrap_or("?"));
+            Err(RunError { message, location, transient, run_id })
+        }
+    }
+}
+
+/// Delivers events of one `on(...)` trigger to the script's current version.
+struct ScriptSubscriber {
+    scripts: Weak<Scripts>,
+    name: String,
+    script: String,
+    connector: String,
+    topic: String,
+    function: String,
+}
+
+impl Subscriber for ScriptSubscriber {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn wants(&self, connector: &str, topic: &str) -> bool {
+        self.connector == connector && (self.topic == "*" || self.topic == topic)
+    }
+    fn deliver<'a>(&'a self, connector: &'a str, event: &'a Event) -> futures::future::BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            let scripts = self.scripts.upgrade().ok_or_else(|| Failure::transient("the script engine is stopping"))?;
+            let arg = serde_json::json!({
+                "connector": connector, "topic": event.topic, "id": event.id,
+                "subject": event.subject, "occurred_at": event.occurred_at, "payload": event.payload,
+            });
+            scripts.run(&self.script, &self.function, Some(arg), &format!("event:{connector}/{}:{}", event.topic, event.id)).await.map(|_| ()).map_err(|e| {
+                let message = format!("run {}: {e}", e.run_id);
+                if e.transient { Failure::transient(message) } else { Failure::permanent(message) }
+            })
+        })
+    }
+}
