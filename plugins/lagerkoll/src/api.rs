@@ -12,7 +12,6 @@ use serde::Serialize;
 use spoke_pdk::http::{encode_segment, scalar_text, Request, Response};
 use spoke_pdk::{config, json, Error, ErrorKind, Method, Op, Value};
 
-pub const BASE: &str = "/v1/customer_orders";
 pub const AUTH_SCHEMES: [&str; 2] = ["api-key", "user-token"];
 /// Most pages `all_pages` will walk, so a vendor that never says "last page"
 /// cannot keep an invocation busy forever.

@@ -3,8 +3,8 @@
 //! In-memory orders, offers, picking lists and purchase orders with the
 //! documented state machines, error bodies (`{errorCode, errorMessage,
 //! errorField, errorData}`) and codes, `store` + `api_key` (or `store` +
-//! `user_id` + `user_token`) auth, 200 requests per minute answered with 429
-//! + `Retry-After` beyond it, and real PDF bytes from the print endpoints.
+//! `user_id` + `user_token`) auth, 200 requests per minute (answered with 429
+//! and `Retry-After` beyond it), and real PDF bytes from the print endpoints.
 //! The control API under `/_control/` moves the clock, reads the counters,
 //! scales the limit, seeds and resets.
 mod data;
