@@ -190,3 +190,74 @@ async fn killed_before_commit_the_vendor_retries_and_it_arrives_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(got.lock().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_two_steps_the_first_vendor_call_is_not_repeated() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    spoke::install_tls();
+    let dir = tempfile::tempdir().unwrap();
+    // The vendor: /first answers at once, /second hangs the first time.
+    let first = Arc::new(AtomicUsize::new(0));
+    let second = Arc::new(AtomicUsize::new(0));
+    let (f, s) = (first.clone(), second.clone());
+    let vendor = axum::Router::new()
+        .route("/first", axum::routing::any(move || {
+            f.fetch_add(1, Ordering::SeqCst);
+            async { "ok" }
+        }))
+        .route("/second", axum::routing::any(move || {
+            let n = s.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                "ok"
+            }
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let vendor_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, vendor).await });
+
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("two_steps.rhai"),
+        r#"
+on("probe", "PING", "handle");
+
+fn handle(event) {
+    let id = event.payload.id;
+    step("first:" + id, || probe::http(#{ path: "/first" }));
+    step("second:" + id, || probe::http(#{ path: "/second" }));
+}
+"#,
+    )
+    .unwrap();
+    let cfg = dir.path().join("spoke.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "plugins_dir = {:?}\ncache_dir = {:?}\nstore = \"spoke.db\"\nscripts_dir = \"scripts\"\nlisten = \"127.0.0.1:0\"\n[dispatch]\nfirst_backoff_secs = 0.1\n[connectors.probe]\nplugin = \"probe\"\nbase_url = \"{vendor_url}\"\ncredentials = {{ webhook_secret = \"value:hook-secret\" }}\n",
+            plugins_dir().display().to_string(),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache").display().to_string(),
+        ),
+    )
+    .unwrap();
+
+    let spoke = Spoke::start(&cfg);
+    let body = br#"{"id":"order-1"}"#.to_vec();
+    let resp = reqwest::Client::new().post(format!("{}/hooks/probe", spoke.url)).header("x-signature", sign(&body)).body(body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(wait_for(20, || second.load(Ordering::SeqCst) == 1).await, "the run never reached the second step");
+    spoke.kill9();
+    assert_eq!(first.load(Ordering::SeqCst), 1);
+
+    let _spoke = Spoke::start(&cfg);
+    assert!(wait_for(20, || second.load(Ordering::SeqCst) == 2).await, "the run did not resume after the restart");
+    let store = spoke::store::SqliteStore::open(&dir.path().join("spoke.db")).unwrap();
+    use spoke::store::Store;
+    assert!(wait_for(10, || store.runs(Some("two_steps"), 10).unwrap().iter().any(|r| r.outcome.as_deref() == Some("ok"))).await);
+    assert_eq!(first.load(Ordering::SeqCst), 1, "the first step's vendor call was repeated");
+    let ok = store.runs(Some("two_steps"), 10).unwrap().into_iter().find(|r| r.outcome.as_deref() == Some("ok")).unwrap();
+    assert!(ok.steps.to_string().contains("first:order-1 (stored)"), "{:?}", ok.steps);
+}

@@ -89,6 +89,24 @@ impl TestHost {
         Served { url, server, dispatcher, stop: tx }
     }
 
+    /// Like [`TestHost::serve`], plus the script engine over the configured
+    /// scripts folder, watching it (and the plugin folder) for changes.
+    pub async fn serve_with_scripts(&self) -> (Served, Arc<spoke::script::Scripts>, notify::RecommendedWatcher) {
+        let scripts = spoke::script::Scripts::start(self.host.clone()).await;
+        let watcher = scripts.watch().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let router = spoke::server::router_with_scripts(self.host.clone(), scripts.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let dispatcher = tokio::spawn(self.host.dispatcher().clone().run(async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }));
+        (Served { url, server, dispatcher, stop: tx }, scripts, watcher)
+    }
+
     /// Write the config to `spoke.toml` in the host's folder (for the CLI).
     pub fn write_config(&self) -> Result<PathBuf> {
         let path = self.dir.path().join("spoke.toml");
@@ -158,12 +176,12 @@ impl spoke::dispatch::Subscriber for Probe {
     fn wants(&self, connector: &str, topic: &str) -> bool {
         self.topics.iter().any(|p| spoke::dispatch::topic_matches(p, connector, topic))
     }
-    fn deliver<'a>(&'a self, connector: &'a str, event: &'a spoke::Event) -> futures::future::BoxFuture<'a, Result<(), String>> {
+    fn deliver<'a>(&'a self, connector: &'a str, event: &'a spoke::Event) -> futures::future::BoxFuture<'a, Result<(), spoke::dispatch::Failure>> {
         use std::sync::atomic::Ordering;
         Box::pin(async move {
             let n = self.attempts.fetch_add(1, Ordering::SeqCst);
             if n < self.fail_first.load(Ordering::SeqCst) {
-                return Err(format!("probe subscriber failing attempt {}", n + 1));
+                return Err(format!("probe subscriber failing attempt {}", n + 1).into());
             }
             self.got.lock().unwrap().push((connector.to_string(), event.clone()));
             Ok(())

@@ -1,6 +1,7 @@
 //! The host's guarantees, proven with the probe plugin (tests/plugins/probe)
 //! and a recording loopback server — no vendor involved.
 mod recorder;
+mod scripts;
 mod webhooks;
 
 use recorder::Recorder;
@@ -303,7 +304,7 @@ async fn second_start_loads_from_the_compile_cache() {
     let fragment = format!("cache_dir = {:?}\n{}", cache.path().display().to_string(), probe(&server.url, ""));
     // The harness header sets cache_dir too; a later key would be a
     // duplicate, so build the text by hand.
-    let text = spoke_tests::config_text(cache.path(), "").replace(&format!("cache_dir = {:?}", spoke_tests::cache_dir().display().to_string()), "") + &fragment;
+    let text = spoke_tests::config_text(cache.path(), "").replace(&format!("cache_dir = {:?}", spoke_tests::cache_dir().display().to_string()), "") + fragment.as_str();
     let first = spoke::Host::start(spoke::Config::parse(&text, "t", cache.path()).unwrap()).await.unwrap();
     let p = first.plugins().into_iter().find(|p| p.manifest.name == "probe").unwrap();
     assert_eq!(p.source, spoke::plugin::Source::Compiled);

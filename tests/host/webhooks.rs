@@ -92,28 +92,10 @@ async fn answers_say_what_was_wrong_and_are_recorded() {
 
 #[tokio::test]
 async fn store_failure_answers_503() {
-    struct Broken;
-    impl spoke::store::Store for Broken {
-        fn kv_get(&self, _: &str, _: &str) -> anyhow::Result<Option<Vec<u8>>> { anyhow::bail!("disk gone") }
-        fn kv_set(&self, _: &str, _: &str, _: &[u8]) -> anyhow::Result<()> { anyhow::bail!("disk gone") }
-        fn kv_delete(&self, _: &str, _: &str) -> anyhow::Result<()> { anyhow::bail!("disk gone") }
-        fn commit(&self, _: &[spoke::store::Incoming]) -> anyhow::Result<Vec<spoke::store::Committed>> { anyhow::bail!("disk gone") }
-        fn record_refusal(&self, _: &spoke::store::DeliveryRecord, _: u16, _: &str) -> anyhow::Result<i64> { anyhow::bail!("disk gone") }
-        fn due(&self, _: i64, _: usize) -> anyhow::Result<Vec<spoke::store::Due>> { Ok(vec![]) }
-        fn next_due_at(&self) -> anyhow::Result<Option<i64>> { Ok(None) }
-        fn mark_delivered(&self, _: i64, _: &str, _: i64) -> anyhow::Result<()> { Ok(()) }
-        fn mark_failed(&self, _: i64, _: &str, _: i64, _: &str, _: Option<i64>) -> anyhow::Result<()> { Ok(()) }
-        fn replay(&self, _: i64, _: i64) -> anyhow::Result<usize> { Ok(0) }
-        fn replay_dead(&self, _: i64) -> anyhow::Result<usize> { Ok(0) }
-        fn list_events(&self, _: &spoke::store::EventFilter) -> anyhow::Result<Vec<spoke::store::EventSummary>> { Ok(vec![]) }
-        fn event(&self, _: i64) -> anyhow::Result<Option<spoke::store::EventDetail>> { Ok(None) }
-        fn refusals(&self, _: usize) -> anyhow::Result<Vec<spoke::store::Refusal>> { Ok(vec![]) }
-        fn prune_dedupe(&self, _: i64) -> anyhow::Result<usize> { Ok(0) }
-    }
     let h = TestHost::start(&config("")).await.unwrap();
     let ingress = Arc::new(spoke::webhook::Ingress {
         host: h.host.clone(),
-        committer: spoke::webhook::Committer::start(Arc::new(Broken)),
+        committer: spoke::webhook::Committer::start_with(|_| anyhow::bail!("disk gone")),
         dispatcher: h.host.dispatcher().clone(),
         max_body: 1 << 20,
     });

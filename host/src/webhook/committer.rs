@@ -17,6 +17,11 @@ pub struct Committer {
 impl Committer {
     /// Start the commit thread. It ends when every `Committer` is dropped.
     pub fn start(store: Arc<dyn Store>) -> Committer {
+        Committer::start_with(move |batch| store.commit(batch))
+    }
+
+    /// Start with any commit function (an engine, or a failing one in tests).
+    pub fn start_with(commit: impl Fn(&[Incoming]) -> anyhow::Result<Vec<Committed>> + Send + 'static) -> Committer {
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
         std::thread::Builder::new()
             .name("spoke-commit".into())
@@ -30,7 +35,7 @@ impl Committer {
                         }
                     }
                     let batch: Vec<Incoming> = jobs.iter().map(|(i, _)| i.clone()).collect();
-                    match store.commit(&batch) {
+                    match commit(&batch) {
                         Ok(results) => {
                             for ((_, reply), r) in jobs.into_iter().zip(results) {
                                 let _ = reply.send(Ok(r));
