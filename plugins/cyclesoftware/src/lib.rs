@@ -148,6 +148,27 @@ mod tests {
     }
 
     #[test]
+    fn hosts_by_country_nl_first_and_the_documented_limits() {
+        let info = CycleSoftware::info();
+        let keys: Vec<_> = info.base_urls.iter().map(|b| (b.key.as_str(), b.url.as_str())).collect();
+        assert_eq!(
+            keys,
+            [("nl", "https://api.cyclesoftware.nl"), ("be", "https://api.cyclesoftware.be"), ("fr", "https://api.cyclesoftware.fr")]
+        );
+        let general = &info.rate_policies[0];
+        assert_eq!((general.windows[0].limit, general.windows[0].seconds), (360, 60));
+        assert_eq!((general.windows[1].limit, general.windows[1].seconds), (15_000, 86_400));
+        assert!(!general.operations.iter().any(|o| o == "create_invoices"));
+        let invoices = &info.rate_policies[1];
+        assert_eq!(invoices.operations, ["create_invoices"]);
+        assert_eq!((invoices.windows[0].limit, invoices.windows[0].seconds), (15, 60));
+        assert_eq!(general.headers.len(), 5);
+        // Every limited operation exists.
+        let names: HashSet<_> = CycleSoftware::operations().iter().map(|o| o.name).collect();
+        assert!(general.operations.iter().all(|o| names.contains(o.as_str())));
+    }
+
+    #[test]
     fn schemas_are_objects_and_paged_ops_take_all_pages() {
         for op in CycleSoftware::operations() {
             assert_eq!(op.input["type"], "object", "{}", op.name);

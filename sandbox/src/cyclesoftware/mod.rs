@@ -171,7 +171,6 @@ impl Inner {
 pub struct State {
     pub clock: Clock,
     inner: Mutex<Inner>,
-    http: reqwest::Client,
 }
 
 impl State {
@@ -188,7 +187,7 @@ pub struct Simulator {
 impl Simulator {
     pub async fn start(opts: Options) -> anyhow::Result<Simulator> {
         let port = opts.port;
-        let state = Arc::new(State { clock: Clock::new(), inner: Mutex::new(Inner::new(opts)), http: reqwest::Client::new() });
+        let state = Arc::new(State { clock: Clock::new(), inner: Mutex::new(Inner::new(opts)) });
         let router = control::router().fallback(api_entry).with_state(state.clone());
         let server = serve::serve(router, port).await?;
         Ok(Simulator { server, state })
