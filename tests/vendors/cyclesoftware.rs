@@ -563,3 +563,47 @@ async fn simulator_deliveries_verify_and_normalize_through_the_host() {
     let again = host.webhook("cyclesoftware", delivered[4].clone()).await.unwrap();
     assert_eq!(again[0].id, first.id);
 }
+
+// ---- the control API over HTTP ----
+
+#[tokio::test]
+async fn control_api_drives_the_simulator_over_http() {
+    spoke::install_tls();
+    let (url, got) = receiver().await;
+    let sim = Simulator::start(Options { seed: false, ..Options::default() }).await.unwrap();
+    let http = reqwest::Client::new();
+    let base = sim.url();
+    let post = |path: &str, body: Value| http.post(format!("{base}/_control/{path}")).json(&body).send();
+    let get = |path: &str| http.get(format!("{base}/_control/{path}")).send();
+
+    assert!(sim.stock_item(109993).is_none(), "unseeded");
+    post("seed", json!({})).await.unwrap();
+    assert!(sim.stock_item(109993).is_some());
+    assert_eq!(post("webhook-url", json!({"url": "http://192.0.2.1/hook"})).await.unwrap().status(), 400, "loopback only");
+    post("webhook-url", json!({"url": url})).await.unwrap();
+
+    let order: Value = post("outbound-orders", json!({"order_items": [{"barcode": "1"}]})).await.unwrap().json().await.unwrap();
+    assert!(order["outbound_order_id"].as_i64().unwrap() > 0);
+    let item: Value = post("stock-items", json!({"barcode": "2"})).await.unwrap().json().await.unwrap();
+    let id = item["stock_item_id"].as_i64().unwrap();
+    assert_eq!(post(&format!("stock-items/{id}/ship"), json!({})).await.unwrap().status(), 200);
+    assert!(sim.stock_item(id).unwrap().is_shipped);
+    assert_eq!(wait_for(&got, 3).await.len(), 3);
+    let deliveries: Value = get("deliveries").await.unwrap().json().await.unwrap();
+    assert_eq!(deliveries.as_array().unwrap().len(), 3);
+
+    post("limits", json!({"minutely_limit": 1, "window_ms": 60_000})).await.unwrap();
+    let api = |path: &str| http.get(format!("{base}{path}")).basic_auth("demo", Some("demo-password")).send();
+    let first = api("/api/v1/warehouse/outbound/order/open-orders.json").await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-ratelimit-minutely-remaining"], "0");
+    assert_eq!(api("/api/v1/warehouse/outbound/order/open-orders.json").await.unwrap().status(), 429);
+    let stats: Value = get("stats").await.unwrap().json().await.unwrap();
+    assert_eq!((stats["requests"].as_u64(), stats["violations"].as_u64()), (Some(2), Some(1)));
+    post("advance", json!({"ms": 60_000})).await.unwrap();
+    assert_eq!(api("/api/v1/warehouse/outbound/order/open-orders.json").await.unwrap().status(), 200, "a simulated minute later");
+
+    post("reset", json!({})).await.unwrap();
+    let violations: Value = get("violations").await.unwrap().json().await.unwrap();
+    assert_eq!(violations["violations"], 0);
+}

@@ -3,7 +3,8 @@
 //! - `POST /_control/advance` `{"ms": 60000}`: move the simulated clock on
 //! - `GET  /_control/stats`: `{requests, violations, deliveries}`
 //! - `GET  /_control/violations`: `{violations}` (every 429 sent)
-//! - `POST /_control/reset`: sample data back, counters and limits to zero
+//! - `POST /_control/reset`: starting data back, counters and limits to zero
+//! - `POST /_control/seed`: load the sample data
 //! - `POST /_control/limits` `{minutely_limit, invoice_minutely_limit, daily_limit, window_ms, daily_window_ms}`
 //! - `POST /_control/webhook-url` `{"url": "http://127.0.0.1:PORT/hook"}`
 //! - `POST /_control/leads/{uuid}/status` `{"status": "accepted"}`
@@ -31,6 +32,10 @@ pub fn router() -> Router<Arc<State>> {
         .route("/_control/reset", post(|AxumState(s): S| async move {
             reset(&s);
             control_json(StatusCode::OK, json!({"reset": true}))
+        }))
+        .route("/_control/seed", post(|AxumState(s): S| async move {
+            s.lock().data = super::seed::seed();
+            control_json(StatusCode::OK, json!({"seeded": true}))
         }))
         .route("/_control/limits", post(limits))
         .route("/_control/webhook-url", post(webhook_url))

@@ -207,8 +207,14 @@ impl Simulator {
     pub fn request_count(&self) -> u64 {
         self.state.lock().requests
     }
+    /// Back to the starting data; counters and limit windows to zero.
     pub fn reset(&self) {
         control::reset(&self.state);
+    }
+    /// Load the sample data (articles, stock, outbound orders, stores, sales
+    /// orders with their customers) over whatever is there.
+    pub fn seed(&self) {
+        self.state.lock().data = seed::seed();
     }
     pub fn set_webhook_url(&self, url: Option<String>) {
         self.state.lock().opts.webhook_url = url;
@@ -257,11 +263,6 @@ impl Simulator {
     pub fn set_limits(&self, minutely: u32, invoices_minutely: u32, daily: u32, window_ms: i64, daily_window_ms: i64) {
         control::set_limits(&self.state, minutely, invoices_minutely, daily, window_ms, daily_window_ms);
     }
-}
-
-/// The sample data, for `spoke sandbox` and tests.
-pub fn seed() -> Options {
-    Options { seed: true, ..Options::default() }
 }
 
 fn authorized(headers: &HeaderMap, opts: &Options) -> bool {
