@@ -84,9 +84,9 @@ pub fn offset_list<T: DeserializeOwned + Serialize>(build: impl Fn() -> Request,
 /// every page from `page` on with `all_pages`.
 pub fn page_list<T: DeserializeOwned + Serialize>(build: impl Fn() -> Request, input: &Value) -> Result<Value, Error> {
     let all = wants_all_pages(input);
-    let mut page = input.get("page").and_then(Value::as_i64).unwrap_or(1);
+    let first = input.get("page").and_then(Value::as_i64).unwrap_or(1);
     let mut items: Vec<T> = Vec::new();
-    for _ in 0..MAX_PAGES {
+    for page in first..first + MAX_PAGES as i64 {
         let answer: DataPage<T> = call(build().query("page", page.to_string()), BadRequest::InvalidInput)?;
         items.extend(answer.data);
         let pagination = answer.pagination.unwrap_or_default();
@@ -99,7 +99,6 @@ pub fn page_list<T: DeserializeOwned + Serialize>(build: impl Fn() -> Request, i
             };
             return Ok(json!({"data": to_json(&items)?, "pagination": to_json(&summary)?}));
         }
-        page += 1;
     }
     Err(Error::internal(format!("stopped after {MAX_PAGES} pages")))
 }

@@ -240,7 +240,7 @@ fn open_orders(ctx: &mut Ctx, q: &HashMap<String, String>) -> ApiResult {
     })))
 }
 
-fn order_mut<'a>(data: &'a mut Data, id: i64) -> Result<&'a mut OutboundOrder, ApiError> {
+fn order_mut(data: &mut Data, id: i64) -> Result<&mut OutboundOrder, ApiError> {
     data.outbound_orders.get_mut(&id).ok_or_else(|| not_found(format!("Outbound order {id} not found")))
 }
 
@@ -405,7 +405,7 @@ fn cancel_lead(ctx: &mut Ctx, uuid: &str) -> ApiResult {
     Ok(ok(json!({})))
 }
 
-fn sales_order_mut<'a>(data: &'a mut Data, id: i64) -> Result<&'a mut SalesOrder, ApiError> {
+fn sales_order_mut(data: &mut Data, id: i64) -> Result<&mut SalesOrder, ApiError> {
     data.sales_orders.get_mut(&id).ok_or_else(|| not_found(format!("Sales order {id} not found")))
 }
 
