@@ -55,7 +55,40 @@ pub enum Command {
     /// Run one script function by hand.
     #[command(subcommand)]
     Script(ScriptCommand),
+    /// The vendor sandbox: simulators of CycleSoftware, WICS and Lagerkoll
+    /// on loopback, seeded, to develop scripts without a real account.
+    Sandbox {
+        #[command(subcommand)]
+        command: Option<SandboxCommand>,
+    },
 }
+
+#[derive(Subcommand, Debug)]
+pub enum SandboxCommand {
+    /// Start the simulators (the default), print their URLs and the
+    /// spoke.toml that points at them; run until Ctrl-C.
+    Start {
+        /// Also write that spoke.toml here.
+        #[arg(long)]
+        write: Option<PathBuf>,
+        /// Where the host will receive webhooks.
+        #[arg(long, default_value = "http://127.0.0.1:8080/hooks")]
+        hooks: String,
+    },
+    /// Play the dealer: set a CycleSoftware lead's status (accepted,
+    /// declined, noticed, succeeded, failed, cancelled).
+    Lead { uuid: String, status: String },
+    /// Play the warehouse: ship a WICS order (by reference), which sends
+    /// the SHIPMENT webhook to subscribers.
+    Ship {
+        reference: String,
+        #[arg(long)]
+        track_and_trace: Option<String>,
+    },
+}
+
+/// Ports `spoke sandbox` uses, so its spoke.toml stays valid across starts.
+pub const SANDBOX_PORTS: spoke_sandbox::Ports = spoke_sandbox::Ports { cyclesoftware: 7101, wics: 7102, lagerkoll: 7103 };
 
 #[derive(Subcommand, Debug)]
 pub enum RunsCommand {
@@ -211,6 +244,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Events(cmd) => events(&cli.config, cmd),
+        Command::Sandbox { command } => sandbox(command.unwrap_or(SandboxCommand::Start { write: None, hooks: "http://127.0.0.1:8080/hooks".into() })).await,
         Command::Scripts => {
             let config = Config::load(&cli.config)?;
             let store = crate::store::SqliteStore::open(&config.store)?;
@@ -360,4 +394,44 @@ fn events(config: &PathBuf, cmd: EventsCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn sandbox(cmd: SandboxCommand) -> anyhow::Result<ExitCode> {
+    crate::install_tls();
+    let control = |port: u16, path: String, body: serde_json::Value| async move {
+        let url = format!("http://127.0.0.1:{port}/_control/{path}");
+        let resp = reqwest::Client::new().post(&url).json(&body).send().await.map_err(|e| anyhow::anyhow!("is `spoke sandbox` running? {url}: {}", e.without_url()))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            anyhow::bail!("{status}: {text}");
+        }
+        println!("{text}");
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    };
+    match cmd {
+        SandboxCommand::Lead { uuid, status } => control(SANDBOX_PORTS.cyclesoftware, format!("leads/{uuid}/status"), serde_json::json!({ "status": status })).await,
+        SandboxCommand::Ship { reference, track_and_trace } => {
+            let mut body = serde_json::json!({ "reference": reference });
+            if let Some(t) = track_and_trace {
+                body["trackAndTrace"] = t.into();
+            }
+            control(SANDBOX_PORTS.wics, "ship-order".into(), body).await
+        }
+        SandboxCommand::Start { write, hooks } => {
+            let sandbox = spoke_sandbox::Sandbox::start(SANDBOX_PORTS, Some(&hooks)).await?;
+            println!("CycleSoftware  {}   (control: {}/_control/...)", sandbox.cyclesoftware.url(), sandbox.cyclesoftware.url());
+            println!("WICS           {}", sandbox.wics.url());
+            println!("Lagerkoll      {}", sandbox.lagerkoll.url());
+            let toml = format!("# spoke.toml for the sandbox (written by `spoke sandbox`)\nplugins_dir = \"target/spoke-plugins\"\nscripts_dir = \"scripts\"\nstore = \".spoke/sandbox.db\"\nlisten = \"127.0.0.1:8080\"\n\n{}", sandbox.connectors_toml());
+            println!("\n{toml}");
+            if let Some(path) = write {
+                std::fs::write(&path, &toml)?;
+                println!("(written to {})", path.display());
+            }
+            println!("Drive it by hand:  spoke sandbox lead UUID accepted   |   spoke sandbox ship REFERENCE\nCtrl-C stops the sandbox.");
+            crate::server::shutdown_signal()?.await;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod limits;
+pub mod sandbox;
 pub mod serve;
 
 pub mod cyclesoftware;
@@ -16,3 +17,4 @@ pub mod wics;
 
 pub use clock::Clock;
 pub use limits::RollingWindow;
+pub use sandbox::{Ports, Sandbox};

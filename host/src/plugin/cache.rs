@@ -48,7 +48,11 @@ impl Cache {
         }
         let compiled = engine.precompile_component(wasm).map_err(anyhow::Error::from).context("compiling component")?;
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating cache dir {}", self.dir.display()))?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // Unique per process and per call: two threads may compile the same
+        // component at once, and each must rename its own complete file.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
         std::fs::write(&tmp, &compiled).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("renaming into {}", path.display()))?;
         // SAFETY: as above; we just wrote it.
