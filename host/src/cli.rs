@@ -55,6 +55,21 @@ pub enum Command {
     /// Run one script function by hand.
     #[command(subcommand)]
     Script(ScriptCommand),
+    /// The sales-chain demo: sandbox + host + shipped scripts, a few leads
+    /// pushed through, the story printed as it happens. Stops by itself.
+    Demo {
+        /// Plugin folder (built by `cargo xtask plugins`).
+        #[arg(long, default_value = "target/spoke-plugins")]
+        plugins: PathBuf,
+        #[arg(long, default_value = "scripts")]
+        scripts: PathBuf,
+        /// Scratch folder for the demo's store and config (wiped first).
+        #[arg(long, default_value = "target/demo")]
+        work: PathBuf,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 90)]
+        timeout: u64,
+    },
     /// The vendor sandbox: simulators of CycleSoftware, WICS and Lagerkoll
     /// on loopback, seeded, to develop scripts without a real account.
     Sandbox {
@@ -148,7 +163,9 @@ pub enum EventsCommand {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    init_tracing(&cli.log);
+    // The demo tells its own story; the host's info lines would drown it.
+    let quiet_demo = matches!(cli.command, Command::Demo { .. }) && cli.log == "info";
+    init_tracing(if quiet_demo { "warn" } else { &cli.log });
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -244,6 +261,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Events(cmd) => events(&cli.config, cmd),
+        Command::Demo { plugins, scripts, work, timeout } => {
+            let ok = crate::demo::run(&plugins, &scripts, &work, std::time::Duration::from_secs(timeout)).await?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Sandbox { command } => sandbox(command.unwrap_or(SandboxCommand::Start { write: None, hooks: "http://127.0.0.1:8080/hooks".into() })).await,
         Command::Scripts => {
             let config = Config::load(&cli.config)?;

@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod config;
 pub mod connector;
+pub mod demo;
 pub mod dispatch;
 pub mod error;
 pub mod imports;

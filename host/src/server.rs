@@ -64,6 +64,12 @@ pub async fn serve(host: Arc<Host>) -> anyhow::Result<()> {
     // Install the handlers before saying we listen: a supervisor may signal
     // the moment it reads that line.
     let stop = shutdown_signal()?;
+    serve_on(listener, host, stop).await
+}
+
+/// Everything `spoke run` does, on a bound listener, until `stop` resolves:
+/// scripts with hot reload, dispatch, webhook ingress, script triggers.
+pub async fn serve_on(listener: tokio::net::TcpListener, host: Arc<Host>, stop: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let (stopped, stopping) = tokio::sync::watch::channel(false);
     let scripts = crate::script::Scripts::start(host.clone()).await;
     let _watcher = scripts.watch()?;

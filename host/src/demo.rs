@@ -1,0 +1,175 @@
+//! `spoke demo`: the first thing a newcomer runs. Starts the vendor sandbox
+//! and a host with the shipped scripts on a fresh SQLite store, pushes a few
+//! leads through the sales chain, plays the dealer and the warehouse, and
+//! tells the story as it happens.
+use crate::{Config, Host};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The leads the demo sends, and what the dealer will answer.
+fn leads() -> Vec<(Value, &'static str)> {
+    let lead = |first: &str, last: &str, email: &str, street: &str, number: &str, postfix: &str, zip: &str, city: &str, country: &str, article: &str, qty: i64| {
+        json!({
+            "first_name": first, "last_name": last, "email": email, "phone": "+31 20 123 4567",
+            "street": street, "house_number": number, "house_number_postfix": postfix,
+            "zipcode": zip, "city": city, "country": country,
+            "article": article, "quantity": qty,
+        })
+    };
+    vec![
+        (lead("Anna", "de Vries", "anna@example.nl", "Keizersgracht", "12", "A", "1015 CX", "Amsterdam", "NL", "A-100", 1), "accepted"),
+        (lead("Jan", "Peeters", "jan@example.be", "Meir", "45", "", "2000", "Antwerpen", "BE", "T-700", 2), "accepted"),
+        (lead("Pieter", "Bakker", "pieter@example.nl", "Dorpsstraat", "3", "", "1234 AB", "Ergens", "NL", "A-100", 1), "declined"),
+        (lead("Sophie", "Martin", "sophie@example.fr", "Rue de Rivoli", "8", "bis", "75001", "Paris", "FR", "A-200", 1), "accepted"),
+        (lead("Eva", "Jansen", "eva@example.nl", "Achterom", "achter de kerk", "", "4811 AA", "Breda", "NL", "A-100", 1), "accepted"),
+    ]
+}
+
+fn say(start: Instant, text: impl AsRef<str>) {
+    println!("[{:>5.1}s] {}", start.elapsed().as_secs_f64(), text.as_ref());
+}
+
+fn field<'a>(v: &'a Value, k: &str) -> Option<String> {
+    match v.get(k)? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeout: Duration) -> anyhow::Result<bool> {
+    crate::install_tls();
+    let start = Instant::now();
+    if !plugins_dir.join("wics.wasm").exists() {
+        anyhow::bail!("no plugins in {}: run `cargo xtask demo` (it builds them) or `cargo xtask plugins`", plugins_dir.display());
+    }
+    let _ = std::fs::remove_dir_all(work_dir);
+    std::fs::create_dir_all(work_dir)?;
+
+    // The host's port first: the sandbox must know where to send webhooks.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let host_url = format!("http://{}", listener.local_addr()?);
+    let sandbox = spoke_sandbox::Sandbox::start(spoke_sandbox::Ports::default(), Some(&format!("{host_url}/hooks"))).await?;
+    say(start, format!("vendor sandbox up: CycleSoftware {}, WICS {}, Lagerkoll {}", sandbox.cyclesoftware.url(), sandbox.wics.url(), sandbox.lagerkoll.url()));
+
+    let text = format!(
+        "plugins_dir = {:?}\nscripts_dir = {:?}\nstore = {:?}\ncache_dir = {:?}\n\n{}",
+        plugins_dir.display().to_string(),
+        scripts_dir.display().to_string(),
+        work_dir.join("spoke.db").display().to_string(),
+        work_dir.join("../cache").display().to_string(),
+        sandbox.connectors_toml()
+    );
+    std::fs::write(work_dir.join("spoke.toml"), &text)?;
+    let config = Config::parse(&text, &work_dir.join("spoke.toml").display().to_string(), work_dir)?;
+    let host = Arc::new(Host::start(config).await?);
+    let plugins: Vec<String> = host.plugins().iter().map(|p| format!("{} {} ({} operations)", p.manifest.name, p.manifest.version, p.manifest.operations.len())).collect();
+    say(start, format!("host up at {host_url} with {}", plugins.join(", ")));
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::server::serve_on(listener, host.clone(), async move {
+        let _ = stop_rx.await;
+    }));
+    let http = reqwest::Client::new();
+    let script = |f: &str| format!("{host_url}/scripts/sales_chain/{f}");
+    let resp = http.post(script("setup")).json(&json!({ "hooks_url": format!("{host_url}/hooks") })).send().await?;
+    if !resp.status().is_success() {
+        anyhow::bail!("the chain's setup failed: {}", resp.text().await.unwrap_or_default());
+    }
+    say(start, "subscribed the host to WICS shipments (scripts/sales_chain.rhai, fn setup)");
+
+    // Leads arrive as a form post would send them.
+    let mut plan: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
+    for (form, answer) in leads() {
+        let who = format!("{} {}", form["first_name"].as_str().unwrap_or(""), form["last_name"].as_str().unwrap_or(""));
+        let resp = http.post(script("new_lead")).json(&form).send().await?;
+        let body: Value = resp.json().await.unwrap_or_default();
+        let Some(uuid) = body["result"]["uuid"].as_str().map(str::to_string) else {
+            say(start, format!("lead from {who} was not accepted by the script: {body}"));
+            continue;
+        };
+        say(start, format!("lead from {who} ({} × {}) → CycleSoftware lead {}", form["quantity"], form["article"].as_str().unwrap_or(""), &uuid[..8.min(uuid.len())]));
+        plan.insert(uuid, (who, answer));
+    }
+
+    // Play the dealer and the warehouse; narrate every change of state.
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut answered: Vec<String> = Vec::new();
+    let mut shipped: Vec<String> = Vec::new();
+    let terminal = ["shipped", "declined", "cancelled", "failed"];
+    let deadline = Instant::now() + timeout;
+    let mut interrupted = false;
+    let ctrl_c = crate::server::shutdown_signal()?;
+    tokio::pin!(ctrl_c);
+    loop {
+        for (uuid, (who, answer)) in &plan {
+            let state: Value = host.store().state_get("sales_chain", &format!("lead:{uuid}"))?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+            let status = field(&state, "status").unwrap_or_else(|| "open".into());
+            if !answered.contains(uuid) {
+                sandbox.cyclesoftware.set_lead_status(uuid, answer).map_err(|e| anyhow::anyhow!("{e}"))?;
+                say(start, format!("the dealer {answer} {who}'s lead"));
+                answered.push(uuid.clone());
+            }
+            if seen.get(uuid) == Some(&status) {
+                continue;
+            }
+            let order = field(&state, "lagerkoll_order").unwrap_or_default();
+            let wics = field(&state, "wics_order").unwrap_or_default();
+            match status.as_str() {
+                "accepted" => say(start, format!("{who}: lead accepted")),
+                "ordered" => {
+                    say(start, format!("{who}: sales order #{order} in Lagerkoll → WICS warehouse order {wics}"));
+                    if !shipped.contains(uuid) {
+                        let reference = if wics.is_empty() { order.clone() } else { wics.clone() };
+                        match sandbox.wics.ship_order(json!({ "reference": reference })) {
+                            Ok(_) => say(start, format!("the warehouse shipped WICS order {reference}")),
+                            Err(e) => say(start, format!("the warehouse could not ship {reference}: {e}")),
+                        }
+                        shipped.push(uuid.clone());
+                    }
+                }
+                "shipped" => say(start, format!("{who}: shipped, track and trace {} — Lagerkoll order #{order} marked sent", field(&state, "track_and_trace").unwrap_or_default())),
+                "declined" | "cancelled" => say(start, format!("{who}: lead {status}; the chain ends here, nothing was ordered")),
+                "failed" => say(start, format!("{who}: FAILED — {}", field(&state, "error").unwrap_or_default())),
+                other => say(start, format!("{who}: {other}")),
+            }
+            seen.insert(uuid.clone(), status);
+        }
+        let done = plan.keys().all(|u| seen.get(u).is_some_and(|s| terminal.contains(&s.as_str())));
+        if done || Instant::now() > deadline {
+            break;
+        }
+        tokio::select! {
+            _ = &mut ctrl_c => { interrupted = true; break; }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+
+    println!("\nSummary");
+    println!("{:<18} {:<10} {:<16} {:<14} {}", "CUSTOMER", "STATUS", "LAGERKOLL ORDER", "WICS ORDER", "TRACK AND TRACE / REASON");
+    let mut all_terminal = true;
+    for (uuid, (who, _)) in &plan {
+        let state: Value = host.store().state_get("sales_chain", &format!("lead:{uuid}"))?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let status = field(&state, "status").unwrap_or_else(|| "open".into());
+        all_terminal &= terminal.contains(&status.as_str());
+        let detail = field(&state, "track_and_trace").or_else(|| field(&state, "error")).unwrap_or_default();
+        println!("{:<18} {:<10} {:<16} {:<14} {}", who, status, field(&state, "lagerkoll_order").unwrap_or("-".into()), field(&state, "wics_order").unwrap_or("-".into()), detail);
+    }
+    let runs = host.store().runs(Some("sales_chain"), 10_000)?;
+    let failed = runs.iter().filter(|r| r.outcome.as_deref() == Some("error")).count();
+    println!("\n{} script runs ({} failed, see `spoke runs list`); vendor requests: CycleSoftware {}, Lagerkoll {}, WICS {}; rate-limit violations: {}",
+        runs.len(), failed, sandbox.cyclesoftware.request_count(), sandbox.lagerkoll.request_count(), sandbox.wics.request_count(),
+        sandbox.cyclesoftware.violations() + sandbox.lagerkoll.violations() + sandbox.wics.violations());
+    println!("The store is at {} — try: spoke --config {} events list", work_dir.join("spoke.db").display(), work_dir.join("spoke.toml").display());
+    if interrupted {
+        println!("(stopped by Ctrl-C)");
+    } else if !all_terminal {
+        println!("(stopped after {} s with leads still in progress)", timeout.as_secs());
+    }
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    Ok(all_terminal)
+}
