@@ -325,6 +325,21 @@ async fn config_that_the_plugin_cannot_serve_is_refused() {
     assert!(text.contains("connectors.x.rate_limits.nope") && text.contains("slow"), "{text}");
 }
 
+#[tokio::test]
+async fn the_plugin_template_loads_and_calls_through_the_host() {
+    let server = Recorder::start().await;
+    let h = TestHost::start(&format!("[connectors.acme]\nplugin = \"acme\"\nbase_url = \"{}\"\ncredentials = {{ api_key = \"value:acme-key\" }}\n", server.url)).await.unwrap();
+    let e = h.call("acme", "get_order", json!({})).await.unwrap_err();
+    assert_eq!((e.kind, e.field.as_deref()), (ErrorKind::InvalidInput, Some("id")));
+    assert!(server.seen().is_empty());
+    // The recorder answers "ok", which is not the JSON the template expects.
+    let e = h.call("acme", "get_order", json!({"id": "A/7"})).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Internal, "{e}");
+    let seen = &server.seen()[0];
+    assert_eq!(seen.path, "/orders/A%2F7");
+    assert!(seen.headers.iter().any(|(k, v)| k == "x-api-key" && v == "acme-key"));
+}
+
 async fn futures_join<F: std::future::Future>(fs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let handles: Vec<_> = fs.into_iter().collect();
     futures::future::join_all(handles).await

@@ -11,7 +11,7 @@ use std::process::Command;
 /// Plugins shipped to users.
 const VENDOR_PLUGINS: &[&str] = &["cyclesoftware", "lagerkoll", "wics"];
 /// Plugins only the tests load.
-const TEST_PLUGINS: &[&str] = &["probe"];
+const TEST_PLUGINS: &[&str] = &["probe", "acme"];
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn main() -> Result<()> {
@@ -81,8 +81,16 @@ fn plugins(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Where a plugin crate lives: vendors in plugins/, the probe in
+/// tests/plugins/, the template (crate `acme`) in examples/.
+fn crate_dir(root: &Path, name: &str) -> Option<PathBuf> {
+    [root.join("plugins").join(name), root.join("tests/plugins").join(name), root.join("examples/plugin-template")]
+        .into_iter()
+        .find(|d| std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains(&format!("name = \"{name}\""))))
+}
+
 fn crate_exists(root: &Path, name: &str) -> bool {
-    root.join("plugins").join(name).join("src/lib.rs").exists() || root.join("tests/plugins").join(name).join("src/lib.rs").exists()
+    crate_dir(root, name).is_some()
 }
 
 fn has_nextest() -> bool {
@@ -105,15 +113,14 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
             }
         }
     } else {
-        cmd.args(["test", "--workspace", "--exclude", "spoke-pdk", "--exclude", "probe"]);
+        cmd.args(["test", "--workspace", "--exclude", "spoke-pdk", "--exclude", "probe", "--exclude", "acme"]);
     }
     cmd.args(extra);
     run(&mut cmd)
 }
 
 fn has_rlib(root: &Path, name: &str) -> bool {
-    let manifest = [root.join("plugins").join(name).join("Cargo.toml"), root.join("tests/plugins").join(name).join("Cargo.toml")];
-    manifest.iter().any(|m| std::fs::read_to_string(m).is_ok_and(|t| t.contains("\"rlib\"")))
+    crate_dir(root, name).is_some_and(|d| std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("\"rlib\"")))
 }
 
 fn demo(root: &Path, extra: &[String]) -> Result<()> {
