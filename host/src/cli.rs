@@ -11,9 +11,10 @@ pub struct Cli {
     /// The configuration file.
     #[arg(long, short, global = true, env = "SPOKE_CONFIG", default_value = "spoke.toml")]
     pub config: PathBuf,
-    /// Log filter, e.g. `info`, `spoke=debug` (also RUST_LOG).
-    #[arg(long, global = true, env = "SPOKE_LOG", default_value = "info")]
-    pub log: String,
+    /// Log filter, e.g. `info`, `spoke=debug` (also RUST_LOG). Default:
+    /// `info` for `spoke run`, `warn` for the other commands.
+    #[arg(long, global = true, env = "SPOKE_LOG")]
+    pub log: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -55,6 +56,9 @@ pub enum Command {
     /// Run one script function by hand.
     #[command(subcommand)]
     Script(ScriptCommand),
+    /// Vendor-side webhook subscriptions.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// The sales-chain demo: sandbox + host + shipped scripts, a few leads
     /// pushed through, the story printed as it happens. Stops by itself.
     Demo {
@@ -104,6 +108,19 @@ pub enum SandboxCommand {
 
 /// Ports `spoke sandbox` uses, so its spoke.toml stays valid across starts.
 pub const SANDBOX_PORTS: spoke_sandbox::Ports = spoke_sandbox::Ports { cyclesoftware: 7101, wics: 7102, lagerkoll: 7103 };
+
+#[derive(Subcommand, Debug)]
+pub enum WebhooksCommand {
+    /// Subscribe our ingress to every topic of each connector whose vendor
+    /// has a subscription API (WICS); idempotent: existing subscriptions are
+    /// kept, nothing is created twice. For the others (CycleSoftware), print
+    /// what to configure in the vendor's account.
+    Sync {
+        /// How the vendors reach this host, e.g. https://spoke.example.com
+        #[arg(long)]
+        public_url: String,
+    },
+}
 
 #[derive(Subcommand, Debug)]
 pub enum RunsCommand {
@@ -163,9 +180,10 @@ pub enum EventsCommand {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    // The demo tells its own story; the host's info lines would drown it.
-    let quiet_demo = matches!(cli.command, Command::Demo { .. }) && cli.log == "info";
-    init_tracing(if quiet_demo { "warn" } else { &cli.log });
+    // Only the long-running host logs at info by default; one-shot commands
+    // (and the demo, which tells its own story) keep stdout/stderr for results.
+    let default = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
+    init_tracing(cli.log.as_deref().unwrap_or(default));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -189,6 +207,7 @@ fn init_tracing(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -261,6 +280,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Events(cmd) => events(&cli.config, cmd),
+        Command::Webhooks(WebhooksCommand::Sync { public_url }) => {
+            let host = start(&cli.config).await?;
+            webhooks_sync(&host, public_url.trim_end_matches('/')).await
+        }
         Command::Demo { plugins, scripts, work, timeout } => {
             let ok = crate::demo::run(&plugins, &scripts, &work, std::time::Duration::from_secs(timeout)).await?;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -455,4 +478,56 @@ async fn sandbox(cmd: SandboxCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// See [`WebhooksCommand::Sync`].
+async fn webhooks_sync(host: &Host, public_url: &str) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for binding in host.connectors() {
+        let m = binding.manifest();
+        let name = binding.name();
+        if m.webhook_topics.is_empty() {
+            continue;
+        }
+        let has_api = m.operation("list_webhooks").is_some() && m.operation("create_webhook").is_some();
+        if !has_api {
+            println!("{name}: configure in the {} account:", m.vendor);
+            println!("  webhook URL: {public_url}/hooks/{name}");
+            for secret in binding.config.credentials.keys().filter(|k| k.contains("secret") && !m.auth_schemes.iter().any(|s| s.method.fields().contains(&k.as_str()))) {
+                println!("  signing secret: the value of connectors.{name}.credentials.{secret}");
+            }
+            println!("  events: {}", m.webhook_topics.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "));
+            continue;
+        }
+        let existing = match host.call(name, "list_webhooks", serde_json::json!({ "all_pages": true })).await {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("{name}: listing subscriptions failed: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        let items = existing.get("items").or_else(|| existing.get("data")).and_then(|v| v.as_array()).cloned().unwrap_or_default();
+        let (mut created, mut kept) = (0, 0);
+        for topic in &m.webhook_topics {
+            let url = format!("{public_url}/hooks/{name}/{}", topic.name.to_ascii_lowercase());
+            let present = items.iter().any(|i| i.get("topic").and_then(|t| t.as_str()) == Some(topic.name.as_str()) && i.get("url").and_then(|u| u.as_str()) == Some(url.as_str()));
+            if present {
+                kept += 1;
+                continue;
+            }
+            match host.call(name, "create_webhook", serde_json::json!({ "topic": topic.name, "url": url })).await {
+                Ok(_) => {
+                    created += 1;
+                    println!("{name}: subscribed {} -> {url}", topic.name);
+                }
+                Err(e) => {
+                    eprintln!("{name}: subscribing {} failed: {e}", topic.name);
+                    failed = true;
+                }
+            }
+        }
+        println!("{name}: {created} subscription(s) created, {kept} already in place");
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -127,3 +127,34 @@ fn second_run_loads_from_the_compile_cache() {
     assert!(second.contains("compile cache") && !second.contains("fresh compile"), "{second}");
     assert!(!second.contains("cli-secret-value"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_sync_subscribes_every_wics_topic_once() {
+    let sim = spoke_sandbox::wics::Simulator::start(Default::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("spoke.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "plugins_dir = {:?}\ncache_dir = {:?}\nstore = \"spoke.db\"\n[connectors.wics]\nplugin = \"wics\"\nbase_url = \"{}\"\ncredentials = {{ apikey = \"value:demo-apikey\", apisecret = \"value:demo-apisecret\" }}\n",
+            plugins_dir().display().to_string(),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache").display().to_string(),
+            sim.url()
+        ),
+    )
+    .unwrap();
+    let sync = || {
+        let cfg = cfg.clone();
+        async move { tokio::task::spawn_blocking(move || spoke(&cfg, &["webhooks", "sync", "--public-url", "https://spoke.example.com/"])).await.unwrap() }
+    };
+    let first = sync().await;
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("9 subscription(s) created"));
+    let second = sync().await;
+    assert!(String::from_utf8_lossy(&second.stdout).contains("0 subscription(s) created, 9 already in place"), "{}", String::from_utf8_lossy(&second.stdout));
+    let out = spoke(&cfg, &["call", "wics", "list_webhooks", r#"{"all_pages": true}"#]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 9);
+    assert!(items.iter().any(|i| i["url"] == "https://spoke.example.com/hooks/wics/shipment" && i["topic"] == "SHIPMENT"));
+}
