@@ -4,6 +4,7 @@
 //!   cargo xtask plugins   install the wasm32-wasip2 target, build every plugin
 //!   cargo xtask test      plugins, then every test (cargo nextest, or cargo test)
 //!   cargo xtask demo      plugins, the host, then the demo against the sandbox
+//!   cargo xtask bench     plugins, the host, then every performance figure
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,8 +23,9 @@ fn main() -> Result<()> {
         Some("plugins") => plugins(&root).map(|_| ()),
         Some("test") => test(&root, &args[1..]),
         Some("demo") => demo(&root, &args[1..]),
+        Some("bench") => bench(&root),
         _ => {
-            eprintln!("usage: cargo xtask <plugins|test|demo> [args]\n\n  plugins  install the {WASM_TARGET} target and build every plugin into target/spoke-plugins (vendor) and target/test-plugins (all)\n  test     build the plugins, then run every test\n  demo     build everything, then run the demo against the vendor sandbox");
+            eprintln!("usage: cargo xtask <plugins|test|demo> [args]\n\n  plugins  install the {WASM_TARGET} target and build every plugin into target/spoke-plugins (vendor) and target/test-plugins (all)\n  test     build the plugins, then run every test\n  demo     build everything, then run the demo against the vendor sandbox\n  bench    build everything, then measure every performance figure (table + target/bench/results.json)");
             std::process::exit(2);
         }
     }
@@ -130,4 +132,11 @@ fn demo(root: &Path, extra: &[String]) -> Result<()> {
     let mut cmd = Command::new(spoke);
     cmd.arg("demo").args(extra);
     run(&mut cmd)
+}
+
+fn bench(root: &Path) -> Result<()> {
+    plugins(root)?;
+    // The memory figure runs the real binary.
+    run(Command::new("cargo").args(["build", "-p", "spoke", "-p", "spoke-bench"]))?;
+    run(&mut Command::new(root.join("target/debug/spoke-bench")))
 }

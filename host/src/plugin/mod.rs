@@ -194,15 +194,7 @@ impl Plugin {
         let mut store = Store::new(&self.runtime.engine, CallState::new(binding, operation, limits.memory_bytes));
         store.limiter(|s| &mut s.memory);
         let budget = limits.call_timeout;
-        // Checked every tick of guest execution; host-import time is excluded.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |ctx| {
-            let used = ctx.data().guest_time();
-            if used >= budget {
-                return Err(wasmtime::Error::new(DeadlineExceeded));
-            }
-            Ok(UpdateDeadline::Yield(1))
-        });
+        arm_deadline(&mut store, budget);
         let result = match self.pre.instantiate_async(&mut store).await {
             Ok(instance) => f(&instance, &mut store).await,
             Err(e) => Err(e),
@@ -243,6 +235,53 @@ impl Plugin {
         let result = self.with_instance(Some(binding), "handle-webhook", |c, store| Box::pin(async move { c.call_handle_webhook(store, &received).await })).await?;
         result.map_err(CallError::from)?.into_iter().map(Event::try_from).collect()
     }
+}
+
+/// An instance kept for repeated calls (a warm path for embedders and the
+/// benchmarks). Calls share the instance's memory, so it trades the per-call
+/// isolation of [`Plugin::invoke`] for the instantiation cost; after any
+/// trap it refuses further calls and must be dropped.
+pub struct Instance {
+    store: Store<CallState>,
+    bindings: v0_1_0::Connector,
+    plugin_name: String,
+}
+
+impl Plugin {
+    pub async fn instantiate(&self, binding: Arc<Binding>) -> Result<Instance, CallError> {
+        let limits = &self.runtime.limits;
+        let mut store = Store::new(&self.runtime.engine, CallState::new(Some(binding), "", limits.memory_bytes));
+        store.limiter(|s| &mut s.memory);
+        arm_deadline(&mut store, limits.call_timeout);
+        let bindings = self.pre.instantiate_async(&mut store).await.map_err(|e| self.trap_error(e, store.data(), limits.call_timeout))?;
+        Ok(Instance { store, bindings, plugin_name: self.manifest.name.clone() })
+    }
+}
+
+impl Instance {
+    pub async fn invoke(&mut self, operation: &str, input: &str) -> Result<String, CallError> {
+        let state = self.store.data_mut();
+        state.operation = operation.to_string();
+        // Each call gets the whole budget again.
+        state.started = tokio::time::Instant::now();
+        state.host_time = Duration::ZERO;
+        self.store.set_epoch_deadline(1);
+        match self.bindings.call_invoke(&mut self.store, operation, input).await {
+            Ok(r) => r.map_err(CallError::from),
+            Err(e) => Err(CallError::new(ErrorKind::Internal, format!("plugin {} trapped: {e:#}", self.plugin_name))),
+        }
+    }
+}
+
+/// Check guest time every epoch tick; time inside host imports is excluded.
+fn arm_deadline(store: &mut Store<CallState>, budget: Duration) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |ctx| {
+        if ctx.data().guest_time() >= budget {
+            return Err(wasmtime::Error::new(DeadlineExceeded));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
 }
 
 #[derive(Debug)]

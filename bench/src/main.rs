@@ -1,0 +1,72 @@
+//! `cargo xtask bench`: every performance figure of the issue beside the
+//! baseline measured in the same run; prints a table and writes
+//! target/bench/results.json. Nothing here is a test: it measures.
+//!
+//! `BENCH_E2E_SECS` shortens the sustained run (default 60).
+mod e2e;
+mod fixture;
+mod micro;
+mod stats;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub figure: String,
+    pub value: String,
+    pub baseline: String,
+    pub target: String,
+    /// None where the figure has no pass/fail target.
+    pub met: Option<bool>,
+    pub detail: serde_json::Value,
+}
+
+fn print(rows: &[Row]) {
+    println!("\n| figure | value | baseline (same run) | target | met |");
+    println!("|---|---|---|---|---|");
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "—",
+        };
+        println!("| {} | {} | {} | {} | {} |", r.figure, r.value, r.baseline, r.target, met);
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    spoke::install_tls();
+    let started = std::time::Instant::now();
+    let fx = fixture::Fixture::new().await?;
+    let mut rows = Vec::new();
+    macro_rules! step {
+        ($name:expr, $e:expr) => {{
+            eprintln!("bench: {} ...", $name);
+            match $e.await {
+                Ok(mut r) => rows.append(&mut r),
+                Err(e) => eprintln!("bench: {} failed: {e:#}", $name),
+            }
+        }};
+    }
+    step!("warm and fresh plugin calls", micro::plugin_calls(&fx));
+    step!("plugin HTTP vs reqwest", micro::http_calls(&fx));
+    step!("Rhai -> plugin vs Rhai -> native", micro::rhai_calls(&fx));
+    step!("host start", micro::host_start(&fx));
+    step!("memory", micro::memory(&fx));
+    step!("script and plugin reload", e2e::reloads(&fx));
+    step!("rate budget under saturation", e2e::rate_budget(&fx));
+    step!("webhook pipeline, sustained", e2e::pipeline(&fx));
+    print(&rows);
+    let out = fx.root.join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    let json = serde_json::json!({
+        "machine": fixture::machine(),
+        "profile": if cfg!(debug_assertions) { "dev (dependencies at opt-level 2, Spoke's crates at opt-level 0)" } else { "release" },
+        "seconds": started.elapsed().as_secs_f64(),
+        "rows": rows,
+    });
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
+    println!("\nwritten to {} ({:.0} s in all)", out.join("results.json").display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
