@@ -182,7 +182,11 @@ pub enum EventsCommand {
 pub fn run(cli: Cli) -> ExitCode {
     // Only the long-running host logs at info by default; one-shot commands
     // (and the demo, which tells its own story) keep stdout/stderr for results.
-    let default = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
+    let default = match cli.command {
+        Command::Run => "info",
+        Command::Demo { .. } => "off",
+        _ => "warn",
+    };
     init_tracing(cli.log.as_deref().unwrap_or(default));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -11,20 +11,19 @@ use std::time::{Duration, Instant};
 
 /// The leads the demo sends, and what the dealer will answer.
 fn leads() -> Vec<(Value, &'static str)> {
-    let lead = |first: &str, last: &str, email: &str, street: &str, number: &str, postfix: &str, zip: &str, city: &str, country: &str, article: &str, qty: i64| {
+    let lead = |id: &str, name: &str, email: &str, street: &str, number: &str, postfix: &str, zip: &str, city: &str, country: &str, article: &str, qty: i64| {
         json!({
-            "first_name": first, "last_name": last, "email": email, "phone": "+31 20 123 4567",
-            "street": street, "house_number": number, "house_number_postfix": postfix,
-            "zipcode": zip, "city": city, "country": country,
+            "form_id": id, "name": name, "email": email, "phone": "+31 20 123 4567",
+            "address": { "street": street, "house_number": number, "house_number_postfix": postfix, "zipcode": zip, "city": city, "country": country },
             "article": article, "quantity": qty,
         })
     };
     vec![
-        (lead("Anna", "de Vries", "anna@example.nl", "Keizersgracht", "12", "A", "1015 CX", "Amsterdam", "NL", "A-100", 1), "accepted"),
-        (lead("Jan", "Peeters", "jan@example.be", "Meir", "45", "", "2000", "Antwerpen", "BE", "T-700", 2), "accepted"),
-        (lead("Pieter", "Bakker", "pieter@example.nl", "Dorpsstraat", "3", "", "1234 AB", "Ergens", "NL", "A-100", 1), "declined"),
-        (lead("Sophie", "Martin", "sophie@example.fr", "Rue de Rivoli", "8", "bis", "75001", "Paris", "FR", "A-200", 1), "accepted"),
-        (lead("Eva", "Jansen", "eva@example.nl", "Achterom", "achter de kerk", "", "4811 AA", "Breda", "NL", "A-100", 1), "accepted"),
+        (lead("F-1", "Anna de Vries", "anna@example.nl", "Keizersgracht", "12", "A", "1015 CX", "Amsterdam", "NL", "BIKE/26", 1), "accepted"),
+        (lead("F-2", "Jan Peeters", "jan@example.be", "Meir", "45", "", "2000", "Antwerpen", "BE", "T-700", 2), "accepted"),
+        (lead("F-3", "Pieter Bakker", "pieter@example.nl", "Dorpsstraat", "3", "", "1234 AB", "Utrecht", "NL", "A-100", 1), "declined"),
+        (lead("F-4", "Sophie Martin", "sophie@example.fr", "Rue de Rivoli", "8", "bis", "75001", "Paris", "FR", "A-200", 1), "accepted"),
+        (lead("F-5", "Eva Jansen", "eva@example.nl", "Achterom", "twaalf", "", "4811 AA", "Breda", "NL", "A-100", 1), "accepted"),
     ]
 }
 
@@ -48,6 +47,10 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
     }
     let _ = std::fs::remove_dir_all(work_dir);
     std::fs::create_dir_all(work_dir)?;
+    // The config lives in work_dir; give it absolute paths.
+    let abs = |p: &Path| std::fs::canonicalize(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));
+    let (plugins_dir, scripts_dir, work_dir) = (abs(plugins_dir)?, abs(scripts_dir)?, abs(work_dir)?);
+    let (plugins_dir, scripts_dir, work_dir) = (plugins_dir.as_path(), scripts_dir.as_path(), work_dir.as_path());
 
     // The host's port first: the sandbox must know where to send webhooks.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -82,9 +85,10 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
     say(start, "subscribed the host to WICS shipments (scripts/sales_chain.rhai, fn setup)");
 
     // Leads arrive as a form post would send them.
-    let mut plan: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
+    // In the order the leads came in.
+    let mut plan: Vec<(String, (String, &'static str))> = Vec::new();
     for (form, answer) in leads() {
-        let who = format!("{} {}", form["first_name"].as_str().unwrap_or(""), form["last_name"].as_str().unwrap_or(""));
+        let who = form["name"].as_str().unwrap_or("").to_string();
         let resp = http.post(script("new_lead")).json(&form).send().await?;
         let body: Value = resp.json().await.unwrap_or_default();
         let Some(uuid) = body["result"]["uuid"].as_str().map(str::to_string) else {
@@ -92,7 +96,7 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
             continue;
         };
         say(start, format!("lead from {who} ({} × {}) → CycleSoftware lead {}", form["quantity"], form["article"].as_str().unwrap_or(""), &uuid[..8.min(uuid.len())]));
-        plan.insert(uuid, (who, answer));
+        plan.push((uuid, (who, answer)));
     }
 
     // Play the dealer and the warehouse; narrate every change of state.
@@ -119,6 +123,7 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
             let order = field(&state, "lagerkoll_order").unwrap_or_default();
             let wics = field(&state, "wics_order").unwrap_or_default();
             match status.as_str() {
+                "open" => {}
                 "accepted" => say(start, format!("{who}: lead accepted")),
                 "ordered" => {
                     say(start, format!("{who}: sales order #{order} in Lagerkoll → WICS warehouse order {wics}"));
@@ -138,7 +143,7 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
             }
             seen.insert(uuid.clone(), status);
         }
-        let done = plan.keys().all(|u| seen.get(u).is_some_and(|s| terminal.contains(&s.as_str())));
+        let done = plan.iter().all(|(u, _)| seen.get(u).is_some_and(|s| terminal.contains(&s.as_str())));
         if done || Instant::now() > deadline {
             break;
         }

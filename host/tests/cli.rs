@@ -158,3 +158,22 @@ async fn webhooks_sync_subscribes_every_wics_topic_once() {
     assert_eq!(items.len(), 9);
     assert!(items.iter().any(|i| i["url"] == "https://spoke.example.com/hooks/wics/shipment" && i["topic"] == "SHIPMENT"));
 }
+
+#[test]
+fn the_demo_tells_the_chain_and_stops_by_itself() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    assert!(root.join("target/spoke-plugins/wics.wasm").exists(), "run `cargo xtask plugins` first");
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_spoke"))
+        .current_dir(root)
+        .args(["demo", "--timeout", "60", "--work"])
+        .arg(work.path().join("demo"))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(text.matches(": shipped, track and trace").count(), 3, "{text}");
+    assert!(text.contains("lead declined") && text.contains("FAILED") && text.contains("twaalf"), "{text}");
+    assert!(text.contains("rate-limit violations: 0"), "{text}");
+}

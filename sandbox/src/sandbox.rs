@@ -2,6 +2,9 @@
 //! host at them — what `spoke sandbox`, the demo and the chain tests start.
 use crate::{cyclesoftware, lagerkoll, wics};
 
+/// The articles of Lagerkoll's seed data, which WICS is seeded to stock too.
+pub const LAGERKOLL_ARTICLES: [&str; 4] = ["A-100", "A-200", "BIKE/26", "T-700"];
+
 pub struct Sandbox {
     pub cyclesoftware: cyclesoftware::Simulator,
     pub wics: wics::Simulator,
@@ -29,6 +32,18 @@ impl Sandbox {
         .await?;
         let wics = wics::Simulator::start(wics::Options { port: ports.wics, ..Default::default() }).await?;
         let lagerkoll = lagerkoll::Simulator::start(lagerkoll::Options { port: ports.lagerkoll, seed: true, ..Default::default() }).await?;
+        // One world: the warehouse stocks the articles the sales system sells.
+        {
+            let mut w = wics.state.state.lock().unwrap();
+            for code in LAGERKOLL_ARTICLES {
+                if !w.items.iter().any(|i| i["code"] == *code) {
+                    w.items.push(serde_json::json!({
+                        "code": code, "internalDescription": format!("Lagerkoll {code}"), "description": format!("Lagerkoll {code}"),
+                        "itemGroup": "FIETS", "defaultUnit": "ST", "assembled": false, "statusCode": "30", "barcode": "",
+                    }));
+                }
+            }
+        }
         Ok(Sandbox { cyclesoftware, wics, lagerkoll })
     }
 

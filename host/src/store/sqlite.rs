@@ -11,6 +11,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_kv", include_str!("../../migrations/sqlite/0001_kv.sql")),
     ("0002_events", include_str!("../../migrations/sqlite/0002_events.sql")),
     ("0003_scripts", include_str!("../../migrations/sqlite/0003_scripts.sql")),
+    ("0004_dispatch_lanes", include_str!("../../migrations/sqlite/0004_dispatch_lanes.sql")),
 ];
 
 pub struct SqliteStore {
@@ -126,7 +127,9 @@ impl Store for SqliteStore {
                 "INSERT INTO events (connector, topic, dedupe_id, subject, occurred_at, payload, received_at, delivery_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
             )?;
             let mut ins_dedupe = tx.prepare_cached("INSERT INTO dedupe (connector, dedupe_id, seen_at, event_seq) VALUES (?1, ?2, ?3, ?4)")?;
-            let mut ins_dispatch = tx.prepare_cached("INSERT INTO dispatches (event_seq, subscriber, status, attempts, next_at, updated_at) VALUES (?1, ?2, 'pending', 0, ?3, ?3)")?;
+            let mut ins_dispatch = tx.prepare_cached(
+                "INSERT INTO dispatches (event_seq, subscriber, status, attempts, next_at, updated_at, connector, topic) VALUES (?1, ?2, 'pending', 0, ?3, ?3, ?4, ?5)",
+            )?;
             let mut link = tx.prepare_cached("UPDATE events SET delivery_id = ?1 WHERE seq = ?2")?;
             for incoming in batch {
                 let d = &incoming.delivery;
@@ -141,7 +144,7 @@ impl Store for SqliteStore {
                     let seq = tx.last_insert_rowid();
                     ins_dedupe.execute(params![d.connector, event.id, d.received_at, seq])?;
                     for s in subscribers {
-                        ins_dispatch.execute(params![seq, s, d.received_at])?;
+                        ins_dispatch.execute(params![seq, s, d.received_at, d.connector, event.topic])?;
                     }
                     seqs.push(seq);
                     c.new_events += 1;
@@ -175,11 +178,11 @@ impl Store for SqliteStore {
         // retry holds back the events behind it — that is what in-order means.
         let mut stmt = conn.prepare_cached(
             "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload
-             FROM dispatches d JOIN events e ON e.seq = d.event_seq
-             WHERE d.status = 'pending' AND d.next_at <= ?1
-               AND d.event_seq = (SELECT MIN(d2.event_seq) FROM dispatches d2 JOIN events e2 ON e2.seq = d2.event_seq
-                                  WHERE d2.status = 'pending' AND d2.subscriber = d.subscriber
-                                    AND e2.connector = e.connector AND e2.topic = e.topic)
+             FROM (SELECT subscriber, connector, topic, MIN(event_seq) AS head FROM dispatches
+                   WHERE status = 'pending' GROUP BY subscriber, connector, topic) h
+             JOIN dispatches d ON d.event_seq = h.head AND d.subscriber = h.subscriber
+             JOIN events e ON e.seq = d.event_seq
+             WHERE d.next_at <= ?1
              ORDER BY d.event_seq LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![now, limit as i64], |r| {
