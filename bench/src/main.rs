@@ -2,7 +2,8 @@
 //! baseline measured in the same run; prints a table and writes
 //! target/bench/results.json. Nothing here is a test: it measures.
 //!
-//! `BENCH_E2E_SECS` shortens the sustained run (default 60).
+//! `BENCH_E2E_SECS` shortens the sustained run (default 60); `BENCH_ONLY`
+//! (a word of a step's name, e.g. `pipeline`) runs one step, for profiling.
 mod e2e;
 mod fixture;
 mod micro;
@@ -40,15 +41,21 @@ async fn main() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let fx = fixture::Fixture::new().await?;
     let mut rows = Vec::new();
+    let only = std::env::var("BENCH_ONLY").ok();
     macro_rules! step {
         ($name:expr, $e:expr) => {{
+            if only.as_deref().is_some_and(|o| !$name.contains(o)) {
+                eprintln!("bench: {} skipped (BENCH_ONLY)", $name);
+            } else {
             eprintln!("bench: {} ...", $name);
             match $e.await {
                 Ok(mut r) => rows.append(&mut r),
                 Err(e) => eprintln!("bench: {} failed: {e:#}", $name),
             }
+            }
         }};
     }
+
     step!("warm and fresh plugin calls", micro::plugin_calls(&fx));
     step!("plugin HTTP vs reqwest", micro::http_calls(&fx));
     step!("Rhai -> plugin vs Rhai -> native", micro::rhai_calls(&fx));
