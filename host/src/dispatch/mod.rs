@@ -81,6 +81,8 @@ pub struct Dispatcher {
 
 /// How often the store is polled for work written by other processes.
 const POLL: Duration = Duration::from_millis(250);
+/// How often expired dedupe keys are dropped.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 impl Dispatcher {
     pub fn new(store: Arc<dyn Store>, policy: RetryPolicy) -> Arc<Dispatcher> {
@@ -118,7 +120,17 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let in_flight: Arc<std::sync::Mutex<HashSet<(String, String, String)>>> = Default::default();
+        let mut pruned_at: Option<std::time::Instant> = None;
         loop {
+            // Dedupe keys are kept the retention (3 days), then dropped.
+            if pruned_at.is_none_or(|t| t.elapsed() > PRUNE_EVERY) {
+                match self.store.prune_dedupe(now_ms()) {
+                    Ok(n) if n > 0 => tracing::info!("dropped {n} dedupe key(s) older than the retention"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("pruning dedupe keys failed: {e:#}"),
+                }
+                pruned_at = Some(std::time::Instant::now());
+            }
             // Read due work and claim lanes under one lock that finishing
             // tasks also take: a lane's head read here cannot be one a task
             // just delivered (a stale read would deliver it twice).

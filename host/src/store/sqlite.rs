@@ -456,6 +456,16 @@ mod tests {
     }
 
     #[test]
+    fn dedupe_keys_outlive_three_days_then_go() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        s.commit(&[incoming(vec![ev("a", "T")])]).unwrap(); // received_at = 1000
+        assert_eq!(s.prune_dedupe(1000 + DEDUPE_RETENTION_MS - 1).unwrap(), 0, "kept for the whole retention");
+        let again = s.commit(&[incoming(vec![ev("a", "T")])]).unwrap();
+        assert_eq!(again[0].duplicates, 1);
+        assert_eq!(s.prune_dedupe(1000 + DEDUPE_RETENTION_MS + 1).unwrap(), 1);
+    }
+
+    #[test]
     fn lanes_go_in_order_and_failures_hold_the_lane() {
         let s = SqliteStore::open_in_memory().unwrap();
         s.commit(&[incoming(vec![ev("a", "T"), ev("b", "T"), ev("c", "U")])]).unwrap();
