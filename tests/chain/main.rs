@@ -129,6 +129,7 @@ fn script_dir() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn client() -> reqwest::Client {
+    spoke::install_tls();
     reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap()
 }
 
@@ -267,7 +268,7 @@ fn check_end_state(sandbox: &Sandbox, leads: &[Lead], uuids: &[String], cs_leads
                 assert!(remarks.contains(track), "{what}: remarks {remarks:?} lack {track}");
                 assert_eq!(doc.get("deliveryName"), Some(&lead.form["name"]), "{what}: the lead's customer");
                 assert_eq!(shipments.iter().filter(|s| s["orderReference"] == json!(lk_id.to_string())).count(), 1, "{what}: shipped once");
-                assert_eq!(cs_status.as_deref(), Some(if lead.noticed_first { "accepted" } else { "accepted" }), "{what}");
+                assert_eq!(cs_status.as_deref(), Some("accepted"), "{what}: the dealer's answer stands");
             }
             Fate::Decline | Fate::Cancel | Fate::Unmappable => {
                 assert!(lk.is_empty(), "{what}: no Lagerkoll order, got {lk:?}");
@@ -455,7 +456,7 @@ fn free_port() -> u16 {
 async fn the_chain_survives_sigkill_at_random_moments() {
     let bin = spoke_tests::workspace().join("target/debug/spoke");
     assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke` before this test", bin.display());
-    let seed = std::env::var("CHAIN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_c4a1_u64);
+    let seed = std::env::var("CHAIN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(11);
     eprintln!("kill schedule seed {seed} (set CHAIN_SEED to replay)");
     let mut rng = Rng(seed);
 
@@ -498,8 +499,8 @@ async fn the_chain_survives_sigkill_at_random_moments() {
     let ours = |uuids: &Vec<Option<String>>| uuids.iter().flatten().cloned().collect::<HashSet<String>>();
     let mut shipped = HashSet::new();
     let mut kills = 0;
-    const KILLS: usize = 5;
-    let mut next_kill = Instant::now() + rng.ms(300, 1500);
+    const KILLS: usize = 6;
+    let mut next_kill = Instant::now() + rng.ms(100, 900);
     let deadline = Instant::now() + Duration::from_secs(50);
 
     loop {
@@ -508,6 +509,8 @@ async fn the_chain_survives_sigkill_at_random_moments() {
         if kills < KILLS && Instant::now() >= next_kill {
             host.kill9();
             kills += 1;
+            let posted: Vec<String> = uuids.iter().flatten().cloned().collect();
+            eprintln!("kill {kills}: {} forms posted, leads {}", posted.len(), describe_progress(&posted, &state));
             tokio::time::sleep(rng.ms(0, 300)).await;
             host = start(bin.clone(), config.clone()).await;
             need_setup = true;
@@ -520,9 +523,9 @@ async fn the_chain_survives_sigkill_at_random_moments() {
             }
         }
 
-        // A few forms per round, so kills land in the middle of posting; a
-        // form whose answer was lost is posted again.
-        for (i, lead) in leads.iter().enumerate().filter(|(i, _)| uuids[*i].is_none()).take(4).collect::<Vec<_>>() {
+        // Two forms per round, so kills land in the middle of posting; a form
+        // whose answer was lost is posted again.
+        for (i, lead) in leads.iter().enumerate().filter(|(i, _)| uuids[*i].is_none()).take(2).collect::<Vec<_>>() {
             match post_form(&client, &host.url, &lead.form).await {
                 Ok(uuid) => uuids[i] = Some(uuid),
                 Err(e) => {
