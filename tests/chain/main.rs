@@ -459,6 +459,7 @@ async fn the_chain_survives_sigkill_at_random_moments() {
     let seed = std::env::var("CHAIN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(11);
     eprintln!("kill schedule seed {seed} (set CHAIN_SEED to replay)");
     let mut rng = Rng(seed);
+    const KILLS: usize = 6;
 
     let (sandbox, connectors) = prepare().await;
     let leads = plan(30, &sandbox);
@@ -484,52 +485,57 @@ async fn the_chain_survives_sigkill_at_random_moments() {
     .unwrap();
 
     let start = |bin: PathBuf, config: PathBuf| async move { tokio::task::spawn_blocking(move || Spoke::start(&bin, &config)).await.unwrap() };
-    let mut host = start(bin.clone(), config.clone()).await;
+    let first = start(bin.clone(), config.clone()).await;
+    let url = first.url.clone();
+    assert_eq!(url, format!("http://127.0.0.1:{port}"));
     let client = client();
-    let mut need_setup = true;
+
+    // The killer: SIGKILL at random moments, whatever is going on (a form
+    // post, a follow_leads run, a shipment being handled), then start again
+    // on the same store and run setup.
+    let killer = {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move {
+            let mut host = first;
+            for kill in 1..=KILLS {
+                tokio::time::sleep(if kill == 1 { rng.ms(100, 900) } else { rng.ms(400, 2500) }).await;
+                host.kill9();
+                eprintln!("kill {kill}");
+                tokio::time::sleep(rng.ms(0, 300)).await;
+                host = start(bin.clone(), config.clone()).await;
+                let mut tries = 0;
+                while let Err(e) = setup(&client, &url).await {
+                    tries += 1;
+                    assert!(tries < 100, "setup keeps failing: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            host
+        })
+    };
+    setup(&client, &url).await.unwrap();
 
     // The script's state, read from the store while the host runs.
     let reader = spoke::store::SqliteStore::open(&store).unwrap();
-    let state = |key: &str| {
-        reader.state_get(SCRIPT, key).ok().flatten().map(|t| serde_json::from_str::<Value>(&t).unwrap())
-    };
+    let state = |key: &str| reader.state_get(SCRIPT, key).ok().flatten().map(|t| serde_json::from_str::<Value>(&t).unwrap());
 
     let mut uuids: Vec<Option<String>> = vec![None; leads.len()];
     let mut decided = vec![0u8; leads.len()]; // 0: not yet, 1: first answer, 2: final
     let ours = |uuids: &Vec<Option<String>>| uuids.iter().flatten().cloned().collect::<HashSet<String>>();
     let mut shipped = HashSet::new();
-    let mut kills = 0;
-    const KILLS: usize = 6;
-    let mut next_kill = Instant::now() + rng.ms(100, 900);
+    let mut lost_answers = 0;
     let deadline = Instant::now() + Duration::from_secs(50);
 
     loop {
-        assert!(Instant::now() < deadline, "the chain did not finish after {kills} kills: {}", describe_progress(&uuids.iter().flatten().cloned().collect::<Vec<_>>(), &state));
-
-        if kills < KILLS && Instant::now() >= next_kill {
-            host.kill9();
-            kills += 1;
-            let posted: Vec<String> = uuids.iter().flatten().cloned().collect();
-            eprintln!("kill {kills}: {} forms posted, leads {}", posted.len(), describe_progress(&posted, &state));
-            tokio::time::sleep(rng.ms(0, 300)).await;
-            host = start(bin.clone(), config.clone()).await;
-            need_setup = true;
-            next_kill = Instant::now() + rng.ms(400, 2500);
-        }
-        if need_setup {
-            match setup(&client, &host.url).await {
-                Ok(_) => need_setup = false,
-                Err(e) => eprintln!("setup: {e}"),
-            }
-        }
+        assert!(Instant::now() < deadline, "the chain did not finish: {}", describe_progress(&uuids.iter().flatten().cloned().collect::<Vec<_>>(), &state));
 
         // Two forms per round, so kills land in the middle of posting; a form
         // whose answer was lost is posted again.
         for (i, lead) in leads.iter().enumerate().filter(|(i, _)| uuids[*i].is_none()).take(2).collect::<Vec<_>>() {
-            match post_form(&client, &host.url, &lead.form).await {
+            match post_form(&client, &url, &lead.form).await {
                 Ok(uuid) => uuids[i] = Some(uuid),
-                Err(e) => {
-                    eprintln!("lead {i}: {e}");
+                Err(_) => {
+                    lost_answers += 1;
                     break;
                 }
             }
@@ -558,15 +564,16 @@ async fn the_chain_survives_sigkill_at_random_moments() {
         }
 
         let all: Vec<String> = uuids.iter().flatten().cloned().collect();
-        if kills == KILLS && all.len() == leads.len() && decided.iter().all(|d| *d == 2) && all_final(&leads, &all, &state) {
+        if killer.is_finished() && all.len() == leads.len() && decided.iter().all(|d| *d == 2) && all_final(&leads, &all, &state) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let uuids: Vec<String> = uuids.into_iter().map(Option::unwrap).collect();
+    eprintln!("{lost_answers} form posts lost their answer to a kill and were posted again");
     // Let anything still in flight land, then look.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    host.kill9();
+    killer.await.unwrap().kill9();
     check_end_state(&sandbox, &leads, &uuids, cs_leads_before, &state);
     assert!(sandbox.wics.deliveries().iter().all(|d| d.delivered), "a SHIPMENT delivery never reached the host");
 }
