@@ -151,7 +151,19 @@ impl Dispatcher {
                 let this = self.clone();
                 let in_flight = in_flight.clone();
                 tokio::spawn(async move {
-                    this.attempt(item).await;
+                    // Work the lane while it has due events, in order; stop
+                    // at the first failure (it holds the lane while it backs off).
+                    let mut item = item;
+                    loop {
+                        let seq = item.seq;
+                        if !this.attempt(item).await {
+                            break;
+                        }
+                        match this.store.lane_next(&lane.0, &lane.1, &lane.2, seq, now_ms()) {
+                            Ok(Some(next)) => item = next,
+                            _ => break,
+                        }
+                    }
                     in_flight.lock().unwrap().remove(&lane);
                     this.wake.notify_one();
                 });
@@ -165,7 +177,8 @@ impl Dispatcher {
         }
     }
 
-    async fn attempt(&self, item: crate::store::Due) {
+    /// Deliver one event; true when it was delivered.
+    async fn attempt(&self, item: crate::store::Due) -> bool {
         let result = match self.subscriber(&item.subscriber) {
             Some(s) => s.deliver(&item.connector, &item.event).await,
             None => Err(Failure::transient(format!("subscriber {} is not registered (script removed or not loaded yet)", item.subscriber))),
@@ -188,7 +201,9 @@ impl Dispatcher {
             // The attempt stays pending in the store and is retried: at
             // least once, never lost.
             tracing::error!(seq = item.seq, "dispatch: recording the outcome failed: {e:#}");
+            return false;
         }
+        result.is_ok()
     }
 }
 

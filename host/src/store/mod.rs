@@ -150,6 +150,9 @@ pub trait Store: Send + Sync {
 
     /// Heads of lanes whose next attempt is due at `now`, at most `limit`.
     fn due(&self, now: i64, limit: usize) -> Result<Vec<Due>>;
+    /// The next pending dispatch of a lane after `after_seq`, if it is due:
+    /// a lane worker keeps going without searching every lane again.
+    fn lane_next(&self, subscriber: &str, connector: &str, topic: &str, after_seq: i64, now: i64) -> Result<Option<Due>>;
     /// When the earliest pending dispatch is due, if any.
     fn next_due_at(&self) -> Result<Option<i64>>;
     fn mark_delivered(&self, seq: i64, subscriber: &str, now: i64) -> Result<()>;

@@ -76,6 +76,25 @@ fn summary(r: &rusqlite::Row) -> rusqlite::Result<EventSummary> {
     })
 }
 
+/// A `Due` from columns seq, subscriber, attempts, connector, topic,
+/// dedupe_id, subject, occurred_at, payload.
+fn due_row(r: &rusqlite::Row) -> rusqlite::Result<Due> {
+    let payload: String = r.get(8)?;
+    Ok(Due {
+        seq: r.get(0)?,
+        subscriber: r.get(1)?,
+        attempts: r.get::<_, i64>(2)? as u32,
+        connector: r.get(3)?,
+        event: Event {
+            topic: r.get(4)?,
+            id: r.get(5)?,
+            subject: r.get(6)?,
+            occurred_at: r.get(7)?,
+            payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
+        },
+    })
+}
+
 const RUN_COLUMNS: &str = "id, script, version, function, trigger, started_at, ended_at, outcome, error, location, steps";
 
 fn run_record(r: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
@@ -185,23 +204,21 @@ impl Store for SqliteStore {
              WHERE d.next_at <= ?1
              ORDER BY d.event_seq LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![now, limit as i64], |r| {
-            let payload: String = r.get(8)?;
-            Ok(Due {
-                seq: r.get(0)?,
-                subscriber: r.get(1)?,
-                attempts: r.get::<_, i64>(2)? as u32,
-                connector: r.get(3)?,
-                event: Event {
-                    topic: r.get(4)?,
-                    id: r.get(5)?,
-                    subject: r.get(6)?,
-                    occurred_at: r.get(7)?,
-                    payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
-                },
-            })
-        })?;
+        let rows = stmt.query_map(params![now, limit as i64], due_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn lane_next(&self, subscriber: &str, connector: &str, topic: &str, after_seq: i64, now: i64) -> Result<Option<Due>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload, d.next_at
+             FROM dispatches d JOIN events e ON e.seq = d.event_seq
+             WHERE d.status = 'pending' AND d.subscriber = ?1 AND d.connector = ?2 AND d.topic = ?3 AND d.event_seq > ?4
+             ORDER BY d.event_seq LIMIT 1",
+        )?;
+        let row = stmt.query_row(params![subscriber, connector, topic, after_seq], |r| Ok((due_row(r)?, r.get::<_, i64>(9)?))).optional()?;
+        // The lane's next event waiting on a backoff holds the lane.
+        Ok(row.filter(|(_, next_at)| *next_at <= now).map(|(d, _)| d))
     }
 
     fn next_due_at(&self) -> Result<Option<i64>> {
