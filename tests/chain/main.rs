@@ -107,7 +107,8 @@ async fn prepare() -> (Sandbox, String) {
     let sandbox = Sandbox::start(Ports::default(), None).await.unwrap();
     {
         let mut wics = sandbox.wics.state.state.lock().unwrap();
-        for code in ARTICLES {
+        // (`Sandbox::start` may already seed them; add only what is missing.)
+        for code in ARTICLES.into_iter().filter(|c| !wics.items.iter().any(|i| i["code"] == *c)).collect::<Vec<_>>() {
             wics.items.push(json!({
                 "code": code, "internalDescription": format!("Lagerkoll {code}"), "description": format!("Lagerkoll {code}"),
                 "itemGroup": "FIETS", "defaultUnit": "ST", "assembled": false, "statusCode": "30", "barcode": "",
