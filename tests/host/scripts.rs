@@ -244,3 +244,19 @@ fn bad_line() {
 
     assert!(eventually(5, || h.host.store().state_get("api", "ticks").unwrap().is_some_and(|t| t.parse::<i64>().unwrap() >= 2)).await, "every() did not fire");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_take_a_step_once_and_agree_on_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("race.rhai"),
+        "fn take(x) {\n    step(\"shared\", || { let n = (state::get(\"calls\") ?? 0) + 1; state::set(\"calls\", n); probe::echo(#{ x: x }); x })\n}\n",
+    )
+    .unwrap();
+    let h = TestHost::start(&config(dir.path(), "")).await.unwrap();
+    let (_served, scripts, _w) = h.serve_with_scripts().await;
+    let runs = (0..8).map(|i| scripts.run("race", "take", Some(json!(i)), "manual"));
+    let results: Vec<_> = futures::future::join_all(runs).await.into_iter().map(|r| r.unwrap()).collect();
+    assert!(results.windows(2).all(|w| w[0] == w[1]), "runs disagree on the step's result: {results:?}");
+    assert_eq!(h.host.store().state_get("race", "calls").unwrap().as_deref(), Some("1"), "the step's closure ran more than once");
+}

@@ -102,6 +102,9 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
     let store = host.store().clone();
     engine.register_fn("step", move |ctx: NativeCallContext, key: ImmutableString, f: FnPtr| -> Result<Dynamic, Box<EvalAltResult>> {
         let (script, run_id) = context::run_identity().ok_or_else(|| rt_error("step() can only be used inside a run"))?;
+        // Two runs taking the same step at once: the second waits and then
+        // gets the first one's stored result, instead of calling the vendor too.
+        let _guard = step_lock::lock(&script, &key);
         if let Some(stored) = store.step_get(&script, &key).map_err(|e| rt_error(format!("step store: {e:#}")))? {
             context::record_step(&key, true);
             let v: serde_json::Value = serde_json::from_str(&stored).map_err(|e| rt_error(format!("stored step {key} is unreadable: {e}")))?;
@@ -183,4 +186,41 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
         to_dynamic(&v)
     });
     engine
+}
+
+/// One step key at a time, within this host. Runs are on blocking threads,
+/// so waiting on a condition variable is the right tool.
+mod step_lock {
+    use std::collections::HashSet;
+    use std::sync::{Condvar, Mutex, OnceLock};
+
+    type Held = (Mutex<HashSet<(String, String)>>, Condvar);
+
+    fn held() -> &'static Held {
+        static HELD: OnceLock<Held> = OnceLock::new();
+        HELD.get_or_init(Default::default)
+    }
+
+    pub struct Guard(Option<(String, String)>);
+
+    pub fn lock(script: &str, key: &str) -> Guard {
+        let key = (script.to_string(), key.to_string());
+        let (set, freed) = held();
+        let mut taken = set.lock().unwrap_or_else(|p| p.into_inner());
+        while taken.contains(&key) {
+            taken = freed.wait(taken).unwrap_or_else(|p| p.into_inner());
+        }
+        taken.insert(key.clone());
+        Guard(Some(key))
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let (set, freed) = held();
+            if let Some(key) = self.0.take() {
+                set.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            }
+            freed.notify_all();
+        }
+    }
 }
