@@ -177,3 +177,33 @@ fn the_demo_tells_the_chain_and_stops_by_itself() {
     assert!(text.contains("lead declined") && text.contains("FAILED") && text.contains("twaalf"), "{text}");
     assert!(text.contains("rate-limit violations: 0"), "{text}");
 }
+
+#[test]
+fn events_cli_lists_shows_and_replays_dead_letters() {
+    use spoke::store::{DeliveryRecord, Incoming, SqliteStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    {
+        let store = SqliteStore::open(&dir.path().join("spoke.db")).unwrap();
+        let event = spoke::Event { id: "d-1".into(), topic: "PING".into(), occurred_at: None, subject: Some("order-9".into()), payload: serde_json::json!({"id": 9}) };
+        store
+            .commit(&[Incoming {
+                delivery: DeliveryRecord { connector: "probe".into(), received_at: 1_700_000_000_000, headers: vec![], body: b"{}".to_vec() },
+                events: vec![(event, vec!["sink".into()])],
+            }])
+            .unwrap();
+        store.mark_failed(1, "sink", 1_700_000_000_500, "sink was down", None).unwrap();
+    }
+    let list = spoke(&cfg, &["events", "list", "--status", "dead"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(text.contains("PING") && text.contains("order-9") && text.contains("dead"), "{text}");
+    let show = spoke(&cfg, &["events", "show", "1"]);
+    assert!(String::from_utf8_lossy(&show.stdout).contains("sink was down"));
+    let replay = spoke(&cfg, &["events", "replay", "--dead"]);
+    assert!(replay.status.success());
+    assert!(String::from_utf8_lossy(&replay.stdout).starts_with("1 dispatch(es) queued"));
+    let again = spoke(&cfg, &["events", "replay", "--dead"]);
+    assert!(!again.status.success(), "nothing left to replay is not a success");
+    let pending = spoke(&cfg, &["events", "list", "--status", "pending"]);
+    assert!(String::from_utf8_lossy(&pending.stdout).contains("order-9"));
+}
