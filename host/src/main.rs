@@ -3,5 +3,23 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    restore_sigpipe();
     spoke::cli::run(spoke::cli::Cli::parse())
 }
+
+/// Rust ignores SIGPIPE, so `spoke describe wics | head` would panic on a
+/// closed stdout; a command-line tool should just stop, like `cat` does.
+#[cfg(unix)]
+fn restore_sigpipe() {
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: setting the default disposition of one signal, before any
+    // thread is started.
+    unsafe { signal(SIGPIPE, SIG_DFL) };
+}
+
+#[cfg(not(unix))]
+fn restore_sigpipe() {}
