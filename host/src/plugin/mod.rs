@@ -19,6 +19,9 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use cache::Source;
 
+/// Linear memory per pooled slot kept mapped between instances.
+const KEEP_RESIDENT: usize = 2 << 20;
+
 /// One epoch tick. Deadlines are checked at this granularity.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -97,7 +100,14 @@ impl Runtime {
             .total_memories(n * 2)
             .total_tables(n * 4)
             .total_stacks(n)
-            .max_memory_size(limits.memory_bytes);
+            .max_memory_size(limits.memory_bytes)
+            // Reset a freed slot's first pages with memset instead of handing
+            // them back to the kernel: a fresh instance per call otherwise
+            // pays madvise, TLB shootdowns and page faults every time
+            // (measured: docs/performance.md). Still zeroed, still fresh.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(64 << 10);
         let mut config = wasmtime::Config::new();
         config
             .epoch_interruption(true)
