@@ -294,8 +294,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sandbox { command } => sandbox(command.unwrap_or(SandboxCommand::Start { write: None, hooks: "http://127.0.0.1:8080/hooks".into() })).await,
         Command::Scripts => {
-            let config = Config::load(&cli.config)?;
-            let store = crate::store::SqliteStore::open(&config.store)?;
+            let store = open_store(&cli.config)?;
             for s in crate::store::Store::scripts(&store)? {
                 println!("{} (version {}, loaded {})", s.name, s.version, time(s.loaded_at));
                 for t in s.triggers.as_array().into_iter().flatten() {
@@ -311,8 +310,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Runs(cmd) => {
-            let config = Config::load(&cli.config)?;
-            let store = crate::store::SqliteStore::open(&config.store)?;
+            let store = open_store(&cli.config)?;
             match cmd {
                 RunsCommand::List { script, limit } => {
                     println!("{:>6}  {:<19}  {:<20} {:<22} {:<6} {}", "RUN", "STARTED (UTC)", "SCRIPT", "FUNCTION", "RESULT", "TRIGGER / ERROR");
@@ -405,10 +403,15 @@ fn time(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
+/// The store a config names, for the commands that only read or replay it
+/// (no plugins are loaded, so they work beside a running host).
+fn open_store(config: &PathBuf) -> anyhow::Result<crate::store::SqliteStore> {
+    crate::store::SqliteStore::open(&Config::load(config)?.store)
+}
+
 fn events(config: &PathBuf, cmd: EventsCommand) -> anyhow::Result<ExitCode> {
-    use crate::store::{EventFilter, SqliteStore, Store};
-    let config = Config::load(config)?;
-    let store = SqliteStore::open(&config.store)?;
+    use crate::store::{EventFilter, Store};
+    let store = open_store(config)?;
     match cmd {
         EventsCommand::List { connector, topic, status, limit, json } => {
             let events = store.list_events(&EventFilter { connector, topic, status, limit })?;

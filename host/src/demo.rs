@@ -27,6 +27,11 @@ fn leads() -> Vec<(Value, &'static str)> {
     ]
 }
 
+/// What the chain script records about a lead (`lead:<uuid>` in its state).
+fn lead_state(host: &Host, uuid: &str) -> anyhow::Result<Value> {
+    Ok(host.store().state_get("sales_chain", &format!("lead:{uuid}"))?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
+}
+
 fn say(start: Instant, text: impl AsRef<str>) {
     println!("[{:>5.1}s] {}", start.elapsed().as_secs_f64(), text.as_ref());
 }
@@ -110,7 +115,7 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
     tokio::pin!(ctrl_c);
     loop {
         for (uuid, (who, answer)) in &plan {
-            let state: Value = host.store().state_get("sales_chain", &format!("lead:{uuid}"))?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+            let state: Value = lead_state(&host, uuid)?;
             let status = field(&state, "status").unwrap_or_else(|| "open".into());
             if !answered.contains(uuid) {
                 sandbox.cyclesoftware.set_lead_status(uuid, answer).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -157,7 +162,7 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
     println!("{:<18} {:<10} {:<16} {:<14} {}", "CUSTOMER", "STATUS", "LAGERKOLL ORDER", "WICS ORDER", "TRACK AND TRACE / REASON");
     let mut all_terminal = true;
     for (uuid, (who, _)) in &plan {
-        let state: Value = host.store().state_get("sales_chain", &format!("lead:{uuid}"))?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let state: Value = lead_state(&host, uuid)?;
         let status = field(&state, "status").unwrap_or_else(|| "open".into());
         all_terminal &= terminal.contains(&status.as_str());
         let detail = field(&state, "track_and_trace").or_else(|| field(&state, "error")).unwrap_or_default();

@@ -76,9 +76,21 @@ impl TestHost {
     /// Serve the host's HTTP routes on loopback and run its dispatcher, as
     /// `spoke run` does. Both stop when the returned guard drops.
     pub async fn serve(&self) -> Served {
+        self.serve_router(spoke::server::router(self.host.clone())).await
+    }
+
+    /// Like [`TestHost::serve`], plus the script engine over the configured
+    /// scripts folder, watching it (and the plugin folder) for changes.
+    pub async fn serve_with_scripts(&self) -> (Served, Arc<spoke::script::Scripts>, notify::RecommendedWatcher) {
+        let scripts = spoke::script::Scripts::start(self.host.clone()).await;
+        let watcher = scripts.watch().unwrap();
+        let served = self.serve_router(spoke::server::router_with_scripts(self.host.clone(), scripts.clone())).await;
+        (served, scripts, watcher)
+    }
+
+    async fn serve_router(&self, router: axum::Router) -> Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let router = spoke::server::router(self.host.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -87,24 +99,6 @@ impl TestHost {
             let _ = rx.wait_for(|v| *v).await;
         }));
         Served { url, server, dispatcher, stop: tx }
-    }
-
-    /// Like [`TestHost::serve`], plus the script engine over the configured
-    /// scripts folder, watching it (and the plugin folder) for changes.
-    pub async fn serve_with_scripts(&self) -> (Served, Arc<spoke::script::Scripts>, notify::RecommendedWatcher) {
-        let scripts = spoke::script::Scripts::start(self.host.clone()).await;
-        let watcher = scripts.watch().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let router = spoke::server::router_with_scripts(self.host.clone(), scripts.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        let (tx, mut rx) = tokio::sync::watch::channel(false);
-        let dispatcher = tokio::spawn(self.host.dispatcher().clone().run(async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }));
-        (Served { url, server, dispatcher, stop: tx }, scripts, watcher)
     }
 
     /// Write the config to `spoke.toml` in the host's folder (for the CLI).
@@ -199,4 +193,13 @@ pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     cond()
+}
+
+/// HMAC-SHA256 of `body` under `secret`, hex: a webhook signature as the
+/// probe plugin (and CycleSoftware) checks it.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
 }

@@ -184,9 +184,8 @@ async fn slow_and_oversized_responses_are_cut_off() {
 async fn webhook_verification_helpers() {
     let server = Recorder::start().await;
     let h = host(&server.url).await;
-    use hmac_sig::sign;
     let msg = "{\"id\":7}";
-    let good = sign("hook-secret", msg);
+    let good = spoke_tests::sign("hook-secret", msg.as_bytes());
     let r = h.call("probe", "hmac", json!({"field": "webhook_secret", "message": msg, "signature": good, "encoding": "hex"})).await.unwrap();
     assert_eq!(r["valid"], true);
     let r = h.call("probe", "hmac", json!({"field": "webhook_secret", "message": "{\"id\":8}", "signature": good})).await.unwrap();
@@ -208,7 +207,7 @@ async fn webhook_verification_helpers() {
     assert_eq!(events[0].subject.as_deref(), Some("7"));
     let again = h.webhook("probe", spoke_tests::Webhook { headers: vec![("x-signature".into(), good)], body: msg.into() }).await.unwrap();
     assert_eq!(again[0].id, events[0].id, "stable dedupe id");
-    let e = h.webhook("probe", spoke_tests::Webhook { headers: vec![("x-signature".into(), sign("guess", msg))], body: msg.into() }).await.unwrap_err();
+    let e = h.webhook("probe", spoke_tests::Webhook { headers: vec![("x-signature".into(), spoke_tests::sign("guess", msg.as_bytes()))], body: msg.into() }).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unauthorized);
 }
 
@@ -343,13 +342,4 @@ async fn the_plugin_template_loads_and_calls_through_the_host() {
 async fn futures_join<F: std::future::Future>(fs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let handles: Vec<_> = fs.into_iter().collect();
     futures::future::join_all(handles).await
-}
-
-mod hmac_sig {
-    use hmac::{Hmac, Mac};
-    pub fn sign(secret: &str, msg: &str) -> String {
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(msg.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
-    }
 }

@@ -11,16 +11,9 @@ fn config(scripts: &Path, extra: &str) -> String {
     )
 }
 
-fn sign(body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"hook-secret").unwrap();
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
 async fn ping(client: &reqwest::Client, url: &str, id: i64) {
     let body = json!({ "id": id }).to_string().into_bytes();
-    let status = client.post(format!("{url}/hooks/probe")).header("x-signature", sign(&body)).body(body).send().await.unwrap().status();
+    let status = client.post(format!("{url}/hooks/probe")).header("x-signature", spoke_tests::sign("hook-secret", &body)).body(body).send().await.unwrap().status();
     assert_eq!(status, 200);
 }
 

@@ -1,6 +1,6 @@
 //! Webhook ingress, the event store and dispatch, over real HTTP.
 use serde_json::json;
-use spoke_tests::{eventually, Probe, TestHost};
+use spoke_tests::{eventually, sign, Probe, TestHost};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -8,13 +8,6 @@ fn config(extra: &str) -> String {
     format!(
         "{extra}\n[connectors.probe]\nplugin = \"probe\"\nbase_url = \"http://127.0.0.1:9\"\ncredentials = {{ webhook_secret = \"value:hook-secret\" }}\n"
     )
-}
-
-fn sign(secret: &str, body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &[u8], signature: &str) -> u16 {

@@ -101,23 +101,28 @@ pub fn script_name(path: &Path) -> Option<String> {
 }
 
 impl Scripts {
-    /// Build the engine and load every script in the configured folder.
-    pub async fn start(host: Arc<Host>) -> Arc<Scripts> {
+    /// An engine with nothing loaded yet, for scripts in `dir`.
+    fn new(host: Arc<Host>, dir: PathBuf) -> Arc<Scripts> {
         let handle = tokio::runtime::Handle::current();
         let limits = host.config().scripts.clone();
         let engine = Arc::new(api::engine(&host, &limits, handle.clone()));
-        let dir = host.config().scripts_dir.clone();
-        let scripts = Arc::new_cyclic(|me| Scripts {
+        Arc::new_cyclic(|me| Scripts {
             host,
             handle,
             limits,
-            dir: dir.clone(),
+            dir,
             engine: RwLock::new(engine),
             loaded: Default::default(),
             errors: Default::default(),
             schedules: Default::default(),
             me: me.clone(),
-        });
+        })
+    }
+
+    /// Build the engine and load every script in the configured folder.
+    pub async fn start(host: Arc<Host>) -> Arc<Scripts> {
+        let dir = host.config().scripts_dir.clone();
+        let scripts = Scripts::new(host, dir.clone());
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
         paths.sort();
         for p in paths.into_iter().filter(|p| script_name(p).is_some()) {
@@ -129,20 +134,7 @@ impl Scripts {
     /// Start with only the script at `path` (for `spoke script run`); its
     /// load error, if any, is returned.
     pub async fn start_only(host: Arc<Host>, path: &Path) -> anyhow::Result<Arc<Scripts>> {
-        let handle = tokio::runtime::Handle::current();
-        let limits = host.config().scripts.clone();
-        let engine = Arc::new(api::engine(&host, &limits, handle.clone()));
-        let scripts = Arc::new_cyclic(|me| Scripts {
-            host,
-            handle,
-            limits,
-            dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-            engine: RwLock::new(engine),
-            loaded: Default::default(),
-            errors: Default::default(),
-            schedules: Default::default(),
-            me: me.clone(),
-        });
+        let scripts = Scripts::new(host, path.parent().unwrap_or(Path::new(".")).to_path_buf());
         let name = script_name(path).ok_or_else(|| anyhow::anyhow!("{} is not a .rhai file", path.display()))?;
         if !scripts.reload(path).await {
             anyhow::bail!("{}", scripts.error(&name).unwrap_or_else(|| format!("{} did not load", path.display())));
