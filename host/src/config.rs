@@ -102,6 +102,11 @@ impl Limits {
 #[serde(deny_unknown_fields)]
 pub struct RateOverride {
     pub windows: Vec<Window>,
+    /// The penalty ladder in seconds, replacing the plugin's (a test
+    /// against a simulator on a faster clock, or a vendor contract that
+    /// differs from the published one).
+    #[serde(default)]
+    pub penalty_seconds: Option<Vec<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,6 +257,9 @@ impl Config {
             for (policy, o) in &c.rate_limits {
                 if o.windows.is_empty() || o.windows.iter().any(|w| w.limit == 0 || w.seconds == 0) {
                     return Err(err(format!("connectors.{name}.rate_limits.{policy}.windows"), "expected a non-empty list of {limit = N, seconds = S} with N, S > 0".into()));
+                }
+                if o.penalty_seconds.as_ref().is_some_and(|p| p.is_empty() || p.iter().any(|s| !s.is_finite() || *s <= 0.0)) {
+                    return Err(err(format!("connectors.{name}.rate_limits.{policy}.penalty_seconds"), "expected a non-empty list of seconds, each above 0".into()));
                 }
             }
             connectors.insert(

@@ -5,7 +5,7 @@
 use crate::config::{ConfigError, ConnectorConfig, Limits};
 use crate::manifest::{Manifest, RatePolicy};
 use crate::plugin::Plugin;
-use crate::rate_limit::{self, Bucket};
+use crate::rate_limit::{self, Bucket, Limiter};
 use crate::store::Store;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ pub struct Shared {
     pub http: reqwest::Client,
     pub store: Arc<dyn Store>,
     pub limits: Limits,
-    pub buckets: rate_limit::Registry,
+    pub limiter: Limiter,
     pub config_source: String,
 }
 
@@ -24,6 +24,9 @@ pub struct Binding {
     pub config: ConnectorConfig,
     pub plugin: Arc<Plugin>,
     pub base_url: url::Url,
+    /// "This account at this vendor", as a name that reveals nothing: the
+    /// scope of rate budgets and vendor pauses.
+    pub credential: String,
     pub policies: Vec<(RatePolicy, Arc<Bucket>)>,
     pub shared: Arc<Shared>,
 }
@@ -62,12 +65,16 @@ impl Binding {
                 if let Some(o) = config.rate_limits.get(&p.name) {
                     p.windows = o.windows.clone();
                 }
-                let policy = rate_limit::Policy { name: p.name.clone(), windows: p.windows.clone(), headers: p.headers.clone() };
-                let bucket = shared.buckets.bucket(&credential, &policy);
+                let mut penalty_ms: Vec<i64> = p.penalty_seconds.iter().map(|s| i64::from(*s) * 1000).collect();
+                if let Some(o) = config.rate_limits.get(&p.name).and_then(|o| o.penalty_seconds.as_ref()) {
+                    penalty_ms = o.iter().map(|s| (s * 1000.0) as i64).collect();
+                }
+                let policy = rate_limit::Policy { name: p.name.clone(), windows: p.windows.clone(), headers: p.headers.clone(), penalty_ms };
+                let bucket = shared.limiter.bucket(&credential, &policy);
                 (p, bucket)
             })
             .collect();
-        Ok(Binding { config: config.clone(), plugin, base_url, policies, shared })
+        Ok(Binding { config: config.clone(), plugin, base_url, credential, policies, shared })
     }
 
     pub fn name(&self) -> &str {
@@ -81,6 +88,12 @@ impl Binding {
     /// The buckets a request made during `operation` draws from.
     pub fn buckets_for(&self, operation: &str) -> Vec<Arc<Bucket>> {
         self.policies.iter().filter(|(p, _)| p.applies_to(operation)).map(|(_, b)| b.clone()).collect()
+    }
+
+    /// The longest penalty ladder any policy of the plugin declares: what a
+    /// refusal costs when its own buckets declare none.
+    pub fn penalty_ladder(&self) -> Vec<i64> {
+        self.policies.iter().map(|(_, b)| b.policy.penalty_ms.clone()).max_by_key(|l| l.last().copied().unwrap_or(0)).unwrap_or_default()
     }
 
     pub fn bucket(&self, name: &str) -> Option<&Arc<Bucket>> {

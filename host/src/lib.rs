@@ -69,7 +69,11 @@ impl Host {
             .user_agent(concat!("spoke/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("building the HTTP client")?;
-        let shared = Arc::new(Shared { http, store, limits: config.limits.clone(), buckets: Default::default(), config_source: config.source.clone() });
+        // A dead process's in-flight slot is released once its request has
+        // certainly ended: the HTTP timeout plus reading the body.
+        let lease = config.limits.http_timeout() * 2 + std::time::Duration::from_secs(5);
+        let limiter = rate_limit::Limiter::new(store.clone(), lease);
+        let shared = Arc::new(Shared { http, store, limits: config.limits.clone(), limiter, config_source: config.source.clone() });
 
         let (loaded, _failed) = runtime.load_dir(&config.plugins_dir).await?;
         let mut plugins = BTreeMap::new();

@@ -2,6 +2,7 @@
 use super::CallState;
 use crate::error::{CallError, ErrorKind};
 use crate::manifest::AuthMethod;
+use crate::rate_limit::{Limiter, Outcome};
 use crate::plugin::v0_1_0::{self as wit, http};
 use base64::Engine as _;
 use std::time::Duration;
@@ -131,35 +132,36 @@ impl CallState {
         }
 
         let limits = &binding.shared.limits;
-        let buckets: Vec<_> = binding
-            .policies
-            .iter()
-            .filter(|(p, _)| p.applies_to(&self.operation))
-            .filter(|(p, _)| !take_reserved(&mut self.reserved, &p.name))
-            .map(|(_, b)| b.clone())
-            .collect();
+        let limiter = &binding.shared.limiter;
+        // Buckets the plugin reserved ahead (`rate-limit.acquire`) are not
+        // charged again; a 429 still pauses the whole credential.
+        let all_buckets = binding.buckets_for(&self.operation);
+        let buckets: Vec<_> = all_buckets.iter().filter(|b| !take_reserved(&mut self.reserved, &b.policy.name)).cloned().collect();
         let started = Instant::now();
         let method = reqwest_method(request.method);
+        let path_only = request.path.split('?').next().unwrap_or("").to_string();
         loop {
-            let permit = crate::rate_limit::acquire(&buckets, limits.max_rate_wait().saturating_sub(started.elapsed())).await.map_err(|w| {
-                let mut e = CallError::new(ErrorKind::RateLimited, format!("rate policy `{}` of {} has no budget for another {:.1} s", w.bucket, binding.name(), w.retry_after.as_secs_f64()));
-                e.retry_after_ms = Some(w.retry_after.as_millis() as u64);
-                wit::types::Error::from(e)
-            })?;
+            let permit = limiter
+                .acquire(binding.name(), &binding.credential, &buckets, 1, limits.max_rate_wait().saturating_sub(started.elapsed()), false)
+                .await
+                .map_err(|r| rate_refusal(binding.name(), r))?;
+            if let Some(w) = &permit.waited {
+                crate::rate_limit::record_wait(binding.name(), w);
+            }
             let mut builder = binding.shared.http.request(method.clone(), url.clone()).headers(headers.clone()).timeout(limits.http_timeout());
             if let Some(body) = &request.body {
                 builder = builder.body(body.clone());
             }
-            let sent = builder.send().await;
-            let response = match sent {
+            let response = match builder.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    permit.finish();
+                    // The vendor may have counted it: the slot stays spent.
+                    let _ = limiter.finish(permit, Outcome::Unknown).await;
                     // reqwest's error text includes the URL, which may carry a
                     // query credential: report without it.
                     let e = e.without_url();
                     let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Transport };
-                    return Err(CallError::new(kind, format!("{} {}: {e}", method, request.path.split('?').next().unwrap_or(""))).into());
+                    return Err(CallError::new(kind, format!("{method} {path_only}: {e}")).into());
                 }
             };
             let status = response.status().as_u16();
@@ -169,31 +171,49 @@ impl CallState {
                 .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect();
             let body = read_capped(response, limits.max_response_bytes).await;
-            permit.finish();
-            for b in &buckets {
-                b.observe_headers(&resp_headers);
-            }
-            let retry_after = resp_headers.iter().find(|(k, _)| k == "retry-after").and_then(|(_, v)| v.trim().parse::<f64>().ok()).map(Duration::from_secs_f64);
-            if status == 429 {
+            let ledger_error = |e: anyhow::Error| wit::types::Error::from(CallError::new(ErrorKind::Transport, format!("rate ledger of {}: {e:#}", binding.name())));
+            let refused_with_wait = status == 503 && crate::rate_limit::retry_after_ms(&resp_headers).is_some();
+            let outcome = if status == 429 || refused_with_wait {
+                Limiter::refusal(&all_buckets, &binding.penalty_ladder(), &resp_headers, &format!("{status} on {}", self.operation))
+            } else {
+                Outcome::Accepted
+            };
+            let pause = limiter.finish(permit, outcome).await.map_err(ledger_error)?;
+            limiter.observe(&all_buckets, &resp_headers).await.map_err(ledger_error)?;
+            if let Some(pause) = pause.filter(|_| status == 429) {
                 // The vendor refused it, so sending again is safe even for a
-                // non-idempotent operation. Wait as told, within the bound.
-                let wait = retry_after.unwrap_or(Duration::from_secs(1));
-                for b in &buckets {
-                    b.block_for(wait);
-                }
-                tracing::warn!(connector = binding.name(), operation = %self.operation, wait_ms = wait.as_millis() as u64, "vendor answered 429; waiting before retrying");
-                if started.elapsed() + wait <= limits.max_rate_wait() {
+                // non-idempotent operation — after the pause, within the bound.
+                let left = Duration::from_millis((pause.until_ms - crate::store::now_ms()).max(0) as u64);
+                tracing::warn!(connector = binding.name(), operation = %self.operation, pause_ms = left.as_millis() as u64, penalty_level = pause.level, "vendor answered 429; nothing is sent on this credential until the pause ends");
+                if started.elapsed() + left <= limits.max_rate_wait() {
                     continue;
                 }
-            } else if let Some(wait) = retry_after.filter(|_| status == 503) {
-                for b in &buckets {
-                    b.block_for(wait);
-                }
+                // Giving up: the plugin maps the vendor's own refusal (its
+                // code and message), told the true remaining pause as
+                // Retry-After whether or not the vendor sent one.
+                let mut resp_headers: Vec<(String, String)> = resp_headers.into_iter().filter(|(k, _)| k != "retry-after").collect();
+                resp_headers.push(("retry-after".into(), left.as_millis().div_ceil(1000).to_string()));
+                let body = body?;
+                return Ok(http::Response { status, headers: resp_headers, body });
             }
             let body = body?;
-            tracing::debug!(connector = binding.name(), operation = %self.operation, %method, path = %request.path.split('?').next().unwrap_or(""), status, "vendor request");
+            tracing::debug!(connector = binding.name(), operation = %self.operation, %method, path = %path_only, status, "vendor request");
             return Ok(http::Response { status, headers: resp_headers, body });
         }
+    }
+}
+
+/// A request that cannot get budget within the bound, as the plugin sees it.
+pub(super) fn rate_refusal(connector: &str, r: crate::rate_limit::Refused) -> wit::types::Error {
+    use crate::rate_limit::Refused;
+    match r {
+        Refused::WouldWait { why, retry_after } => {
+            let mut e = CallError::new(ErrorKind::RateLimited, format!("{connector}: {}; the next request fits in {:.1} s", crate::rate_limit::describe(&why), retry_after.as_secs_f64()));
+            e.retry_after_ms = Some(retry_after.as_millis() as u64);
+            e.into()
+        }
+        Refused::Ledger(m) => CallError::new(ErrorKind::Transport, format!("{connector}: the rate ledger is unavailable, so nothing was sent: {m}")).into(),
+        Refused::TooMany { bucket, count, limit } => CallError::new(ErrorKind::Refused, format!("{connector}: {count} requests at once can never fit rate policy `{bucket}` ({limit} per window)")).into(),
     }
 }
 

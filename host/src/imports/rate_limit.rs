@@ -17,21 +17,31 @@ impl CallState {
 impl rate_limit::Host for CallState {
     async fn acquire(&mut self, bucket: String, cost: u32) -> Result<(), types::Error> {
         let b = self.bucket_named(&bucket)?;
-        let max_wait = self.binding()?.shared.limits.max_rate_wait();
+        let binding = self.binding()?.clone();
         let entered = Instant::now();
-        let result = crate::rate_limit::reserve(&b, cost, max_wait).await;
+        // Reserved slots count as spent now; the sends that use them skip
+        // this bucket (see `http`).
+        let result = binding.shared.limiter.acquire(binding.name(), &binding.credential, std::slice::from_ref(&b), cost, binding.shared.limits.max_rate_wait(), true).await;
         self.host_time += entered.elapsed();
-        result.map_err(|w| {
-            let mut e = CallError::new(ErrorKind::RateLimited, format!("rate policy `{bucket}` cannot grant {cost} request(s) within the wait bound"));
-            e.retry_after_ms = Some(w.retry_after.as_millis() as u64);
-            types::Error::from(e)
-        })?;
+        let permit = result.map_err(|r| super::http::rate_refusal(binding.name(), r))?;
+        if let Some(w) = &permit.waited {
+            crate::rate_limit::record_wait(binding.name(), w);
+        }
+        // Already counted as done; finishing only drops the ticket.
+        let _ = binding.shared.limiter.finish(permit, crate::rate_limit::Outcome::Unknown).await;
         *self.reserved.entry(bucket).or_default() += cost;
         Ok(())
     }
 
     async fn status(&mut self, bucket: String) -> Result<rate_limit::Budget, types::Error> {
         let b = self.bucket_named(&bucket)?;
-        Ok(rate_limit::Budget { bucket, remaining: b.remaining(), wait_ms: b.wait_ms() })
+        let binding = self.binding()?.clone();
+        let (remaining, wait_ms) = binding
+            .shared
+            .limiter
+            .status(&binding.credential, &b)
+            .await
+            .map_err(|e| types::Error::from(CallError::new(ErrorKind::Transport, format!("rate ledger of {}: {e:#}", binding.name()))))?;
+        Ok(rate_limit::Budget { bucket, remaining, wait_ms })
     }
 }

@@ -155,6 +155,7 @@ impl Runtime {
             runtime,
         };
         plugin.manifest = plugin.describe().await.map_err(|e| anyhow::anyhow!("{}: describe failed: {e}", path.display()))?;
+        crate::rate_limit::policy::check(&plugin.manifest).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         tracing::info!(
             plugin = %plugin.manifest.name,
             version = %plugin.manifest.version,

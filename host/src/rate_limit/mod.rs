@@ -1,351 +1,359 @@
-//! Client-side rate limiting: never send a request the vendor would refuse.
+//! Client-side rate limiting: never send a request the vendor would refuse,
+//! and never send one while the vendor is refusing.
 //!
-//! Each (credential, policy) pair has one [`Bucket`], shared by every caller
-//! that uses the same credential. A bucket holds one sliding log per window
-//! of the policy. A request takes a slot in every applicable bucket before
-//! it is sent; the slot is stamped with the time the *response* arrived,
-//! because the vendor counted the request somewhere between send and
-//! response and only the later bound is safe. A slot still in flight counts
-//! as "now". So no window of `seconds` ever holds more than `limit` requests
-//! as the vendor sees them, whatever the latency — without a guessed margin.
+//! Budgets belong to a vendor credential, not to a process: each (credential,
+//! policy) pair is one bucket in the store's rate [`ledger`], shared by every
+//! host, `spoke call` and embedder on that store and kept across restarts.
+//! A request takes a slot in every bucket of its operation before it is
+//! sent and stamps it when the response arrives (the vendor counted it
+//! somewhere in between; only the later bound is safe), so no window ever
+//! holds more than its limit as the vendor sees it, whatever the latency.
 //!
-//! The vendor's own word overrides our count: `Retry-After`, or a
-//! `remaining: 0` header, blocks the bucket; a `remaining` lower than ours
-//! (someone else uses the same credential) adds phantom slots.
-use crate::manifest::{HeaderMeaning, RateHeader, Window};
-use std::collections::{BTreeMap, VecDeque};
+//! The vendor's word overrides our count: a 429 pauses the whole credential
+//! — for `Retry-After`, else what the rate headers say, else the plugin's
+//! penalty ladder — and `remaining` headers lower than ours count someone
+//! else's requests as ours.
+pub mod ledger;
+pub mod policy;
+
+pub use ledger::{Blocked, BucketSpec, LedgerStore, MemoryLedger, Outcome, Pause};
+pub use policy::Policy;
+
+use crate::manifest::{HeaderMeaning, Window};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// A policy with its effective windows (manifest, or config override).
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub name: String,
-    pub windows: Vec<Window>,
-    pub headers: Vec<RateHeader>,
-}
-
-/// Extra care for clocks that count in whole milliseconds or seconds.
-const MARGIN: Duration = Duration::from_millis(5);
-
-#[derive(Debug)]
-struct Slot {
-    id: u64,
-    /// When the response arrived; `None` while in flight.
-    done: Option<Instant>,
-}
-
-#[derive(Debug)]
-struct Log {
-    window: Window,
-    slots: VecDeque<Slot>,
-}
-
-impl Log {
-    fn period(&self) -> Duration {
-        Duration::from_secs(self.window.seconds as u64) + MARGIN
-    }
-    fn expire(&mut self, now: Instant) {
-        let period = self.period();
-        // Expire from the front only; a later slot finishing early simply
-        // waits behind an older one, which is conservative.
-        while self.slots.front().is_some_and(|s| s.done.is_some_and(|d| d + period <= now)) {
-            self.slots.pop_front();
-        }
-    }
-    /// How long until one more request fits; `None` if it must wait for an
-    /// in-flight request to finish first.
-    fn wait(&mut self, now: Instant) -> Option<Duration> {
-        self.expire(now);
-        if (self.slots.len() as u32) < self.window.limit {
-            return Some(Duration::ZERO);
-        }
-        let front = self.slots.front()?;
-        front.done.map(|d| (d + self.period()).saturating_duration_since(now))
-    }
-}
-
-#[derive(Debug)]
-struct BucketState {
-    logs: Vec<Log>,
-    blocked_until: Option<Instant>,
-    next_id: u64,
-}
-
-/// One policy's budget for one credential.
+/// One policy's budget for one credential. The windows may be lowered by a
+/// vendor's limit header; the counts live in the ledger.
 #[derive(Debug)]
 pub struct Bucket {
+    /// `<credential>/<policy>`: the ledger's key.
+    pub key: String,
     pub policy: Policy,
-    state: Mutex<BucketState>,
-}
-
-/// A request's claim on its buckets; finish it when the response arrives.
-#[must_use]
-pub struct Permit {
-    claims: Vec<(Arc<Bucket>, u64)>,
-}
-
-/// The wait needed was longer than the caller allows.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WouldWait {
-    pub bucket: String,
-    pub retry_after: Duration,
+    windows: Mutex<Vec<Window>>,
 }
 
 impl Bucket {
-    pub fn new(policy: Policy) -> Arc<Bucket> {
-        let logs = policy.windows.iter().map(|w| Log { window: *w, slots: VecDeque::new() }).collect();
-        Arc::new(Bucket { policy, state: Mutex::new(BucketState { logs, blocked_until: None, next_id: 0 }) })
+    fn spec(&self) -> BucketSpec {
+        BucketSpec { key: self.key.clone(), windows: self.windows.lock().unwrap().clone() }
+    }
+}
+
+/// A request's claim on its buckets; [`Limiter::finish`] it when the
+/// response arrives (or the send failed: the vendor may have counted it).
+#[must_use]
+pub struct Permit {
+    ticket: i64,
+    credential: String,
+    specs: Vec<BucketSpec>,
+    /// The wait before the slot was granted, if there was one.
+    pub waited: Option<Waited>,
+}
+
+/// A wait a request sat through, for logs and run records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waited {
+    pub ms: u64,
+    pub why: Blocked,
+}
+
+/// Why a request cannot be sent within the caller's bound.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refused {
+    /// The wait needed was longer than the caller allows.
+    WouldWait { why: Blocked, retry_after: Duration },
+    /// The ledger could not be read or written (the store is unavailable).
+    Ledger(String),
+    /// More slots asked for at once than a window holds.
+    TooMany { bucket: String, count: u32, limit: u32 },
+}
+
+/// Names for people: a policy, not `<credential hash>/<policy>`.
+pub fn describe(why: &Blocked) -> String {
+    let policy = |key: &str| key.rsplit('/').next().unwrap_or(key).to_string();
+    match why {
+        Blocked::Paused { reason, .. } => format!("the vendor is refusing this credential ({reason})"),
+        Blocked::Window { bucket, window } => format!("rate policy `{}` has spent its {} requests per {} s", policy(bucket), window.limit, window.seconds),
+        Blocked::InFlight { bucket } => format!("rate policy `{}` is full of requests still in flight", policy(bucket)),
+    }
+}
+
+/// Every bucket of a host over one ledger.
+pub struct Limiter {
+    ledger: Arc<dyn LedgerStore>,
+    buckets: Mutex<BTreeMap<String, Arc<Bucket>>>,
+    /// How long an in-flight slot stays claimed if its process dies.
+    lease: Duration,
+}
+
+impl Limiter {
+    pub fn new(ledger: Arc<dyn LedgerStore>, lease: Duration) -> Limiter {
+        Limiter { ledger, buckets: Mutex::default(), lease }
     }
 
-    /// Time until one more request fits; `None` = wait for an in-flight one.
-    fn wait(&self, now: Instant) -> Option<Duration> {
-        let mut st = self.state.lock().unwrap();
-        let blocked = st.blocked_until.map(|b| b.saturating_duration_since(now)).unwrap_or_default();
-        let mut wait = blocked;
-        for log in &mut st.logs {
-            wait = wait.max(log.wait(now)?);
+    /// The bucket for `credential` and `policy`. The first caller's windows
+    /// win, so two connectors sharing a credential share one count.
+    pub fn bucket(&self, credential: &str, policy: &Policy) -> Arc<Bucket> {
+        let key = format!("{credential}/{}", policy.name);
+        let mut map = self.buckets.lock().unwrap();
+        map.entry(key.clone()).or_insert_with(|| Arc::new(Bucket { key, policy: policy.clone(), windows: Mutex::new(policy.windows.clone()) })).clone()
+    }
+
+    /// Run `f` in one ledger transaction, off the async runtime (a busy
+    /// store may make it wait).
+    async fn tx<T: Send + 'static>(&self, f: impl FnMut(&mut dyn ledger::LedgerRows) -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+        let ledger = self.ledger.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut f = f;
+            let mut out = None;
+            ledger.ledger_tx(&mut |rows| {
+                out = Some(f(rows)?);
+                Ok(())
+            })?;
+            out.ok_or_else(|| anyhow::anyhow!("ledger transaction produced nothing"))
+        })
+        .await?
+    }
+
+    /// Wait until `credential` is not paused and every bucket has room for
+    /// `count` more, then claim them. Gives up early, with the true remaining
+    /// time, when the wait would pass `max_wait`. `done_now` counts the
+    /// slots as spent at once (a plugin reserving budget ahead).
+    /// `connector` names the caller in the one log line a wait writes.
+    pub async fn acquire(&self, connector: &str, credential: &str, buckets: &[Arc<Bucket>], count: u32, max_wait: Duration, done_now: bool) -> Result<Permit, Refused> {
+        let started = Instant::now();
+        let specs: Vec<BucketSpec> = buckets.iter().map(|b| b.spec()).collect();
+        for s in &specs {
+            if let Some(w) = s.windows.iter().find(|w| w.limit < count) {
+                return Err(Refused::TooMany { bucket: s.key.rsplit('/').next().unwrap_or_default().to_string(), count, limit: w.limit });
+            }
         }
-        Some(wait)
-    }
-
-    fn claim(&self, done: Option<Instant>) -> u64 {
-        let mut st = self.state.lock().unwrap();
-        st.next_id += 1;
-        let id = st.next_id;
-        for log in &mut st.logs {
-            log.slots.push_back(Slot { id, done });
-        }
-        id
-    }
-
-    fn finish(&self, id: u64, at: Instant) {
-        let mut st = self.state.lock().unwrap();
-        for log in &mut st.logs {
-            // Ids only grow, so each log is sorted by id.
-            if let Ok(i) = log.slots.binary_search_by_key(&id, |s| s.id) {
-                log.slots[i].done = Some(at);
+        let mut waited: Option<Waited> = None;
+        loop {
+            let now = crate::store::now_ms();
+            let lease_until = now + self.lease.as_millis() as i64;
+            let (cred, sp) = (credential.to_string(), specs.clone());
+            let taken = self
+                .tx(move |rows| ledger::take(rows, &[cred.as_str()], &sp, u64::from(count), now, lease_until, done_now))
+                .await
+                .map_err(|e| Refused::Ledger(format!("{e:#}")))?;
+            match taken {
+                ledger::Taken::Granted { ticket } => {
+                    if let Some(w) = waited.as_mut() {
+                        w.ms = started.elapsed().as_millis() as u64;
+                    }
+                    return Ok(Permit { ticket, credential: credential.to_string(), specs, waited });
+                }
+                ledger::Taken::Wait { ms, why } => {
+                    let wait = Duration::from_millis(ms.max(1) as u64);
+                    if started.elapsed() + wait > max_wait {
+                        return Err(Refused::WouldWait { why, retry_after: wait });
+                    }
+                    if waited.is_none() {
+                        tracing::info!(connector, wait_ms = wait.as_millis() as u64, why = %describe(&why), "waiting for rate budget");
+                        waited = Some(Waited { ms: 0, why });
+                    }
+                    tokio::time::sleep(wait).await;
+                }
             }
         }
     }
 
-    /// Requests that fit now, over all windows.
-    pub fn remaining(&self) -> u32 {
-        let now = Instant::now();
-        let mut st = self.state.lock().unwrap();
-        if st.blocked_until.is_some_and(|b| b > now) {
-            return 0;
+    /// Stamp a request's slots with the time its response arrived, and
+    /// follow its outcome; returns the pause a refusal set.
+    pub async fn finish(&self, permit: Permit, outcome: Outcome) -> anyhow::Result<Option<Pause>> {
+        let now = crate::store::now_ms();
+        let Permit { ticket, credential, specs, .. } = permit;
+        self.tx(move |rows| ledger::finish(rows, ticket, &specs, now, &credential, &outcome)).await
+    }
+
+    /// The outcome of a 429: pause for as long as the vendor says
+    /// (`Retry-After`, else a reset header of a bucket whose remaining is
+    /// 0), else climb the longest penalty ladder of the request's buckets,
+    /// else `fallback_ladder`, else [`policy::DEFAULT_LADDER_MS`].
+    pub fn refusal(buckets: &[Arc<Bucket>], fallback_ladder: &[i64], headers: &[(String, String)], reason: &str) -> Outcome {
+        let now = crate::store::now_ms();
+        let stated_ms = retry_after_ms(headers).or_else(|| buckets.iter().filter_map(|b| reset_ms(&b.policy, headers, now)).max());
+        let mut ladder_ms: Vec<i64> = buckets.iter().map(|b| b.policy.penalty_ms.clone()).max_by_key(|l| l.last().copied().unwrap_or(0)).unwrap_or_default();
+        if ladder_ms.is_empty() {
+            ladder_ms = fallback_ladder.to_vec();
         }
-        st.logs
-            .iter_mut()
-            .map(|l| {
-                l.expire(now);
-                l.window.limit.saturating_sub(l.slots.len() as u32)
-            })
-            .min()
-            .unwrap_or(u32::MAX)
+        if ladder_ms.is_empty() {
+            ladder_ms = policy::DEFAULT_LADDER_MS.to_vec();
+        }
+        Outcome::Refused { stated_ms, ladder_ms, reason: reason.to_string() }
     }
 
-    /// Milliseconds until one more request fits (0 if it fits now).
-    pub fn wait_ms(&self) -> u64 {
-        self.wait(Instant::now()).map(|d| d.as_millis() as u64).unwrap_or(1)
-    }
-
-    /// Block the bucket for `d` (a Retry-After, or a vendor-reported reset).
-    pub fn block_for(&self, d: Duration) {
-        let until = Instant::now() + d;
-        let mut st = self.state.lock().unwrap();
-        st.blocked_until = Some(st.blocked_until.map_or(until, |b| b.max(until)));
-    }
-
-    /// Follow what the vendor's rate headers say about this bucket.
-    pub fn observe_headers(&self, headers: &[(String, String)]) {
-        let value = |name: &str| {
-            headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.trim().parse::<i64>().ok())
-        };
-        let now = Instant::now();
-        for h in &self.policy.headers {
-            let Some(v) = value(&h.name) else { continue };
-            let mut st = self.state.lock().unwrap();
-            let Some(log) = st.logs.iter_mut().find(|l| l.window.seconds == h.window_seconds) else { continue };
-            match h.meaning {
-                // Never raise a configured limit; a lower vendor limit wins.
-                HeaderMeaning::Limit if v > 0 && (v as u32) < log.window.limit => log.window.limit = v as u32,
-                HeaderMeaning::Remaining => {
-                    log.expire(now);
-                    let ours = log.window.limit.saturating_sub(log.slots.len() as u32) as i64;
-                    let theirs = v.max(0);
-                    // Someone else spends this credential: count their
-                    // requests as ours, done now.
-                    for _ in 0..(ours - theirs).max(0) {
-                        st.next_id += 1;
-                        let id = st.next_id;
-                        if let Some(log) = st.logs.iter_mut().find(|l| l.window.seconds == h.window_seconds) {
-                            log.slots.push_back(Slot { id, done: Some(now) });
-                        }
+    /// Follow what the vendor's rate headers say on an answered request: a
+    /// lower limit wins, a lower remaining count adds someone else's
+    /// requests, and `remaining: 0` with a reset pauses that bucket.
+    pub async fn observe(&self, buckets: &[Arc<Bucket>], headers: &[(String, String)]) -> anyhow::Result<()> {
+        let now = crate::store::now_ms();
+        for b in buckets {
+            let mut external = Vec::new();
+            for h in &b.policy.headers {
+                let Some(v) = header_i64(headers, &h.name) else { continue };
+                let mut windows = b.windows.lock().unwrap();
+                let Some(w) = windows.iter_mut().find(|w| w.seconds == h.window_seconds) else { continue };
+                match h.meaning {
+                    HeaderMeaning::Limit if v > 0 && (v as u32) < w.limit => w.limit = v as u32,
+                    HeaderMeaning::Remaining => external.push((*w, v.max(0) as u64)),
+                    _ => {}
+                }
+            }
+            let reset = reset_ms(&b.policy, headers, now);
+            if external.is_empty() && reset.is_none() {
+                continue;
+            }
+            let spec = b.spec();
+            self.tx(move |rows| {
+                for (w, theirs) in &external {
+                    let (ours, _) = ledger::status(rows, &[], &BucketSpec { key: spec.key.clone(), windows: vec![*w] }, now)?;
+                    if u64::from(ours) > *theirs {
+                        ledger::add_external(rows, &spec.key, w, u64::from(ours) - theirs, now)?;
                     }
                 }
-                _ => {}
-            }
+                if let Some(ms) = reset {
+                    ledger::refuse(rows, &spec.key, now, Some(ms), &[], "the vendor reports the budget spent until its reset")?;
+                }
+                Ok(())
+            })
+            .await?;
         }
-        // A reset header with remaining 0 tells exactly how long to wait.
-        for h in self.policy.headers.iter().filter(|h| matches!(h.meaning, HeaderMeaning::ResetSeconds | HeaderMeaning::ResetAt)) {
-            let exhausted = self.policy.headers.iter().any(|r| {
-                r.meaning == HeaderMeaning::Remaining && r.window_seconds == h.window_seconds && value(&r.name) == Some(0)
-            });
-            let Some(v) = value(&h.name).filter(|_| exhausted) else { continue };
-            let secs = match h.meaning {
-                HeaderMeaning::ResetAt => v - std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
-                _ => v,
+        Ok(())
+    }
+
+    /// Requests that fit now, and ms until one more fits.
+    pub async fn status(&self, credential: &str, bucket: &Arc<Bucket>) -> anyhow::Result<(u32, u64)> {
+        let now = crate::store::now_ms();
+        let (cred, spec) = (credential.to_string(), bucket.spec());
+        let (left, wait) = self.tx(move |rows| ledger::status(rows, &[cred.as_str()], &spec, now)).await?;
+        Ok((left, wait.max(0) as u64))
+    }
+}
+
+tokio::task_local! {
+    /// Waits of the calls made inside [`recording_waits`], for run records.
+    static WAITS: std::cell::RefCell<Vec<String>>;
+}
+
+/// Run `f`, returning what it waited for rate budget, one line per wait
+/// ("wics: waited 12.3 s: rate policy `api-user` has spent ...").
+pub async fn recording_waits<T>(f: impl std::future::Future<Output = T>) -> (T, Vec<String>) {
+    WAITS
+        .scope(Default::default(), async move {
+            let out = f.await;
+            (out, WAITS.with(|w| w.take()))
+        })
+        .await
+}
+
+/// Note a wait in the enclosing [`recording_waits`], if any.
+pub fn record_wait(connector: &str, w: &Waited) {
+    let _ = WAITS.try_with(|waits| waits.borrow_mut().push(format!("{connector}: waited {:.1} s: {}", w.ms as f64 / 1000.0, describe(&w.why))));
+}
+
+fn header_i64(headers: &[(String, String)], name: &str) -> Option<i64> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.trim().parse::<i64>().ok())
+}
+
+/// `Retry-After` in seconds (fractions allowed), as milliseconds.
+pub fn retry_after_ms(headers: &[(String, String)]) -> Option<i64> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
+        .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| (s * 1000.0).ceil() as i64)
+}
+
+/// A reset header whose window's remaining header says 0: ms until reset.
+fn reset_ms(policy: &Policy, headers: &[(String, String)], now_ms: i64) -> Option<i64> {
+    policy
+        .headers
+        .iter()
+        .filter(|h| matches!(h.meaning, HeaderMeaning::ResetSeconds | HeaderMeaning::ResetAt))
+        .filter(|h| policy.headers.iter().any(|r| r.meaning == HeaderMeaning::Remaining && r.window_seconds == h.window_seconds && header_i64(headers, &r.name) == Some(0)))
+        .filter_map(|h| {
+            let v = header_i64(headers, &h.name)?;
+            let ms = match h.meaning {
+                HeaderMeaning::ResetAt => v * 1000 - now_ms,
+                _ => v * 1000,
             };
-            if secs > 0 {
-                self.block_for(Duration::from_secs(secs as u64));
-            }
-        }
-    }
-}
-
-impl Permit {
-    /// Stamp the request's slots with the time its response arrived.
-    pub fn finish(self) {
-        let now = Instant::now();
-        for (bucket, id) in &self.claims {
-            bucket.finish(*id, now);
-        }
-    }
-}
-
-/// Wait until every bucket has room, then claim a slot in each, atomically
-/// with respect to other callers. Fails fast when the wait would exceed
-/// `max_wait`.
-pub async fn acquire(buckets: &[Arc<Bucket>], max_wait: Duration) -> Result<Permit, WouldWait> {
-    let started = Instant::now();
-    // One lock for the whole check-and-claim so two callers cannot both see
-    // the last free slot.
-    static CLAIM: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    loop {
-        let guard = CLAIM.lock().await;
-        let now = Instant::now();
-        let mut wait = Duration::ZERO;
-        let mut worst = None;
-        for b in buckets {
-            let w = b.wait(now).unwrap_or(Duration::from_millis(2));
-            if w > wait {
-                wait = w;
-                worst = Some(b);
-            }
-        }
-        if wait.is_zero() {
-            let claims = buckets.iter().map(|b| (b.clone(), b.claim(None))).collect();
-            return Ok(Permit { claims });
-        }
-        drop(guard);
-        if started.elapsed() + wait > max_wait {
-            return Err(WouldWait { bucket: worst.map(|b| b.policy.name.clone()).unwrap_or_default(), retry_after: wait });
-        }
-        tokio::time::sleep(wait).await;
-    }
-}
-
-/// Claim `cost` slots now (for `rate-limit.acquire`), stamped as done.
-pub async fn reserve(bucket: &Arc<Bucket>, cost: u32, max_wait: Duration) -> Result<(), WouldWait> {
-    for _ in 0..cost {
-        acquire(std::slice::from_ref(bucket), max_wait).await?.finish();
-    }
-    Ok(())
-}
-
-/// Every bucket of the host, keyed by (credential identity, policy name).
-#[derive(Default)]
-pub struct Registry {
-    buckets: Mutex<BTreeMap<(String, String), Arc<Bucket>>>,
-}
-
-impl Registry {
-    /// The bucket for `credential` and `policy`, created on first use. The
-    /// first caller's windows win, so two connectors sharing a credential
-    /// share one count.
-    pub fn bucket(&self, credential: &str, policy: &Policy) -> Arc<Bucket> {
-        let mut map = self.buckets.lock().unwrap();
-        map.entry((credential.to_string(), policy.name.clone())).or_insert_with(|| Bucket::new(policy.clone())).clone()
-    }
+            (ms > 0).then_some(ms)
+        })
+        .max()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::RateHeader;
+
+    fn limiter() -> Limiter {
+        Limiter::new(Arc::new(MemoryLedger::default()), Duration::from_secs(30))
+    }
 
     fn policy(limit: u32, seconds: u32) -> Policy {
-        Policy { name: "p".into(), windows: vec![Window { limit, seconds }], headers: vec![] }
+        Policy { name: "p".into(), windows: vec![Window { limit, seconds }], headers: vec![], penalty_ms: vec![] }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn never_more_than_limit_in_any_window() {
-        let b = Bucket::new(policy(5, 1));
-        let mut sent = Vec::new();
-        for _ in 0..23 {
-            acquire(&[b.clone()], Duration::from_secs(60)).await.unwrap().finish();
-            sent.push(Instant::now());
+    #[tokio::test]
+    async fn refuses_to_wait_past_the_bound_and_says_how_long() {
+        let l = limiter();
+        let b = l.bucket("c", &policy(1, 60));
+        l.finish(l.acquire("t", "c", &[b.clone()], 1, Duration::from_secs(1), false).await.unwrap(), Outcome::Accepted).await.unwrap();
+        match l.acquire("t", "c", &[b.clone()], 1, Duration::from_secs(1), false).await {
+            Err(Refused::WouldWait { why: Blocked::Window { .. }, retry_after }) => assert!(retry_after > Duration::from_secs(59)),
+            other => panic!("{:?}", other.err()),
         }
-        for (i, t) in sent.iter().enumerate() {
-            let in_window = sent[i..].iter().filter(|u| **u < *t + Duration::from_secs(1)).count();
-            assert!(in_window <= 5, "{in_window} requests within one second starting at #{i}");
+    }
+
+    #[tokio::test]
+    async fn a_429_pauses_the_whole_credential_for_retry_after() {
+        let l = limiter();
+        let a = l.bucket("c", &policy(100, 60));
+        let mut other = policy(100, 60);
+        other.name = "other".into();
+        let o = l.bucket("c", &other);
+        let permit = l.acquire("t", "c", &[a.clone()], 1, Duration::ZERO, false).await.unwrap();
+        let outcome = Limiter::refusal(&[a.clone()], &[], &[("Retry-After".into(), "30".into())], "429");
+        let pause = l.finish(permit, outcome).await.unwrap().unwrap();
+        assert!(pause.until_ms - crate::store::now_ms() > 29_000);
+        // Another bucket of the same credential waits too, and is told the real remaining time.
+        match l.acquire("t", "c", &[o], 1, Duration::from_secs(1), false).await {
+            Err(Refused::WouldWait { why: Blocked::Paused { .. }, retry_after }) => assert!(retry_after > Duration::from_secs(29)),
+            other => panic!("{:?}", other.err()),
         }
-        // It waited only as long as needed: 23 requests at 5/s take ~4 s.
-        let span = *sent.last().unwrap() - sent[0];
-        assert!(span < Duration::from_millis(4100) && span >= Duration::from_secs(4), "{span:?}");
+        // Another credential does not.
+        let x = l.bucket("x", &policy(100, 60));
+        assert!(l.acquire("t", "x", &[x], 1, Duration::ZERO, false).await.is_ok());
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn in_flight_requests_count_until_they_finish() {
-        let b = Bucket::new(policy(1, 1));
-        let permit = acquire(&[b.clone()], Duration::from_secs(60)).await.unwrap();
-        tokio::time::advance(Duration::from_secs(5)).await;
-        // Still in flight: the vendor may count it any moment now.
-        assert_eq!(b.remaining(), 0);
-        permit.finish();
-        tokio::time::advance(Duration::from_millis(999)).await;
-        assert_eq!(b.remaining(), 0);
-        tokio::time::advance(Duration::from_millis(10)).await;
-        assert_eq!(b.remaining(), 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn refuses_to_wait_past_the_bound() {
-        let b = Bucket::new(policy(1, 60));
-        acquire(&[b.clone()], Duration::from_secs(1)).await.unwrap().finish();
-        let err = acquire(&[b.clone()], Duration::from_secs(1)).await.err().unwrap();
-        assert_eq!(err.bucket, "p");
-        assert!(err.retry_after > Duration::from_secs(59));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn vendor_headers_block_and_shrink_the_budget() {
+    #[tokio::test]
+    async fn vendor_headers_shrink_the_budget_and_block_until_reset() {
+        let l = limiter();
         let mut p = policy(10, 60);
         p.headers = vec![
             RateHeader { name: "x-remaining".into(), meaning: HeaderMeaning::Remaining, window_seconds: 60 },
             RateHeader { name: "x-reset".into(), meaning: HeaderMeaning::ResetSeconds, window_seconds: 60 },
+            RateHeader { name: "x-limit".into(), meaning: HeaderMeaning::Limit, window_seconds: 60 },
         ];
-        let b = Bucket::new(p);
-        b.observe_headers(&[("X-Remaining".into(), "3".into())]);
-        assert_eq!(b.remaining(), 3);
-        b.observe_headers(&[("x-remaining".into(), "0".into()), ("x-reset".into(), "30".into())]);
-        assert_eq!(b.remaining(), 0);
-        assert!(b.wait_ms() >= 29_000);
-        b.block_for(Duration::from_secs(90));
-        assert!(b.wait_ms() >= 89_000);
+        let b = l.bucket("c", &p);
+        l.observe(&[b.clone()], &[("X-Remaining".into(), "3".into())]).await.unwrap();
+        assert_eq!(l.status("c", &b).await.unwrap().0, 3);
+        l.observe(&[b.clone()], &[("x-limit".into(), "2".into())]).await.unwrap();
+        assert_eq!(l.status("c", &b).await.unwrap().0, 0, "7 counted of a limit now 2");
+        l.observe(&[b.clone()], &[("x-remaining".into(), "0".into()), ("x-reset".into(), "30".into())]).await.unwrap();
+        assert!(l.status("c", &b).await.unwrap().1 >= 29_000);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn shared_credential_shares_the_bucket() {
-        let r = Registry::default();
-        let a = r.bucket("cred-1", &policy(2, 60));
-        let b = r.bucket("cred-1", &policy(2, 60));
-        let c = r.bucket("cred-2", &policy(2, 60));
-        acquire(&[a.clone()], Duration::ZERO).await.unwrap().finish();
-        acquire(&[a.clone()], Duration::ZERO).await.unwrap().finish();
-        assert!(acquire(&[b], Duration::ZERO).await.is_err());
-        assert!(acquire(&[c], Duration::ZERO).await.is_ok());
+    #[tokio::test]
+    async fn asking_for_more_than_a_window_holds_is_refused_at_once() {
+        let l = limiter();
+        let b = l.bucket("c", &policy(2, 1));
+        assert!(matches!(l.acquire("t", "c", &[b], 3, Duration::from_secs(60), true).await, Err(Refused::TooMany { count: 3, limit: 2, .. })));
     }
 }

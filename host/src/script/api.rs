@@ -78,7 +78,12 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
                 if context::is_loading() {
                     return Err(rt_error(format!("{connector}::{operation} cannot be called while the script loads; call it from a triggered function")));
                 }
-                match rt.block_on(h.call(&connector, &operation, input)) {
+                let (result, waits) = rt.block_on(crate::rate_limit::recording_waits(h.call(&connector, &operation, input)));
+                // A wait for vendor budget shows in the run (`spoke runs show`).
+                for w in waits {
+                    context::record_note(&w);
+                }
+                match result {
                     Ok(v) => to_dynamic(&v),
                     Err(e) => Err(Box::new(EvalAltResult::ErrorRuntime(error_value(&e, &connector, &operation), Position::NONE))),
                 }

@@ -99,6 +99,15 @@ pub fn record_step(key: &str, stored: bool) {
     });
 }
 
+/// A line in the run's record that is not a step: a rate wait, say.
+pub fn record_note(note: &str) {
+    RUN.with(|r| {
+        if let Some(c) = r.borrow_mut().as_mut() {
+            c.steps.push(note.to_string());
+        }
+    });
+}
+
 pub fn past_deadline() -> bool {
     RUN.with(|r| r.borrow().as_ref().is_some_and(|c| Instant::now() > c.deadline))
 }

@@ -4,6 +4,7 @@
 //! versioned files in `host/migrations/<engine>/`, applied in order, each
 //! once.
 mod sqlite;
+mod sqlite_ledger;
 
 pub use sqlite::SqliteStore;
 
@@ -136,7 +137,9 @@ pub struct ScriptStatus {
 
 /// What the host needs from durable storage. SQLite is the embedded
 /// engine; a PostgreSQL engine implements the same for more than one node.
-pub trait Store: Send + Sync {
+/// The rate ledger ([`crate::rate_limit::ledger`]) is part of the contract:
+/// every engine keeps budgets where all its hosts see them.
+pub trait Store: crate::rate_limit::LedgerStore + Send + Sync {
     fn kv_get(&self, connector: &str, key: &str) -> Result<Option<Vec<u8>>>;
     fn kv_set(&self, connector: &str, key: &str, value: &[u8]) -> Result<()>;
     fn kv_delete(&self, connector: &str, key: &str) -> Result<()>;

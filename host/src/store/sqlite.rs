@@ -12,10 +12,15 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_events", include_str!("../../migrations/sqlite/0002_events.sql")),
     ("0003_scripts", include_str!("../../migrations/sqlite/0003_scripts.sql")),
     ("0004_dispatch_lanes", include_str!("../../migrations/sqlite/0004_dispatch_lanes.sql")),
+    ("0005_rate_ledger", include_str!("../../migrations/sqlite/0005_rate_ledger.sql")),
 ];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// The rate ledger's own connection (`None` in memory, where a second
+    /// connection would be another database): a call waiting for budget
+    /// never queues behind a webhook commit in this process.
+    ledger: Option<Mutex<Connection>>,
 }
 
 impl SqliteStore {
@@ -24,7 +29,12 @@ impl SqliteStore {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let conn = Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
-        SqliteStore::init(conn).with_context(|| format!("preparing store {}", path.display()))
+        let mut store = SqliteStore::init(conn).with_context(|| format!("preparing store {}", path.display()))?;
+        let ledger = Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
+        ledger.pragma_update(None, "synchronous", "NORMAL")?;
+        ledger.busy_timeout(std::time::Duration::from_secs(10))?;
+        store.ledger = Some(Mutex::new(ledger));
+        Ok(store)
     }
 
     pub fn open_in_memory() -> Result<SqliteStore> {
@@ -46,11 +56,15 @@ impl SqliteStore {
                 tx.commit()?;
             }
         }
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore { conn: Mutex::new(conn), ledger: None })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn ledger_conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.ledger.as_ref().unwrap_or(&self.conn).lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -37,16 +37,13 @@ pub enum BucketName {
     CreateInvoices,
 }
 
+/// The docs limit "endpoints that implement limits" without naming them;
+/// the hardest reading is that every endpoint does. create-invoices has its
+/// own, smaller bucket.
 pub fn bucket_for(method: &Method, segs: &[&str]) -> Option<BucketName> {
     match (method.as_str(), segs) {
-        ("GET", ["api", "v1", "warehouse", "outbound", "order", "open-orders.json"]) => Some(BucketName::General),
-        ("POST", ["api", "v1", "warehouse", "outbound", "order", _, "pool-to-regular.json" | "cancel.json"]) => Some(BucketName::General),
-        ("POST", ["api", "v1", "leads", _, "cancel.json"]) => Some(BucketName::General),
         ("POST", ["api", "v1", "sales", "orders", _, "create-invoices.json"]) => Some(BucketName::CreateInvoices),
-        ("POST", ["api", "v1", "sales", "orders", _, "update-store.json" | "update-delivery-method.json" | "cancel.json"]) => {
-            Some(BucketName::General)
-        }
-        _ => None,
+        _ => Some(BucketName::General),
     }
 }
 

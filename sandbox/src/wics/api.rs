@@ -17,20 +17,19 @@ pub struct Reply {
     pub code: u16,
     pub message: String,
     pub data: Value,
-    pub retry_after_ms: Option<i64>,
 }
 
 pub type Result<T> = std::result::Result<T, Reply>;
 
 impl Reply {
     pub fn ok(message: impl Into<String>, data: Value) -> Reply {
-        Reply { status: 200, code: 200, message: message.into(), data, retry_after_ms: None }
+        Reply { status: 200, code: 200, message: message.into(), data }
     }
     pub fn created(message: impl Into<String>, data: Value) -> Reply {
-        Reply { status: 201, code: 201, message: message.into(), data, retry_after_ms: None }
+        Reply { status: 201, code: 201, message: message.into(), data }
     }
     pub fn error(status: u16, message: impl Into<String>) -> Reply {
-        Reply { status, code: status, message: message.into(), data: Value::Null, retry_after_ms: None }
+        Reply { status, code: status, message: message.into(), data: Value::Null }
     }
     fn not_found(what: &str, id: &str) -> Reply {
         Reply::error(404, format!("{what} {id} not found"))
@@ -41,10 +40,6 @@ impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let body = json!({"code": self.code, "message": self.message, "success": self.status < 400, "data": self.data});
         let mut response = (StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK), axum::Json(body)).into_response();
-        if let Some(ms) = self.retry_after_ms {
-            let seconds = (ms + 999) / 1000;
-            response.headers_mut().insert("retry-after", HeaderValue::from(seconds.max(1) as u64));
-        }
         if self.status == 401 {
             response.headers_mut().insert("www-authenticate", HeaderValue::from_static("Basic realm=\"WICS Service Layer\""));
         }
@@ -71,7 +66,9 @@ pub async fn api(
         return Reply::error(401, "Unauthorized: the API key or API secret is not valid").into_response();
     };
     if let Err(refusal) = shared.rate_check(&apikey) {
-        return Reply { retry_after_ms: Some(refusal.retry_after_ms), ..Reply::error(429, refusal.message) }.into_response();
+        // The docs name no status, header or body for a block; answer 429
+        // without Retry-After, so the client must know the ladder itself.
+        return Reply::error(429, refusal.message).into_response();
     }
     let input = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
