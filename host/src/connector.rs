@@ -90,12 +90,6 @@ impl Binding {
         self.policies.iter().filter(|(p, _)| p.applies_to(operation)).map(|(_, b)| b.clone()).collect()
     }
 
-    /// The longest penalty ladder any policy of the plugin declares: what a
-    /// refusal costs when its own buckets declare none.
-    pub fn penalty_ladder(&self) -> Vec<i64> {
-        self.policies.iter().map(|(_, b)| b.policy.penalty_ms.clone()).max_by_key(|l| l.last().copied().unwrap_or(0)).unwrap_or_default()
-    }
-
     pub fn bucket(&self, name: &str) -> Option<&Arc<Bucket>> {
         self.policies.iter().find(|(p, _)| p.name == name).map(|(_, b)| b)
     }
