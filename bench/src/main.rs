@@ -4,6 +4,7 @@
 //!
 //! `BENCH_E2E_SECS` shortens the sustained run (default 60); `BENCH_ONLY`
 //! (a word of a step's name, e.g. `pipeline`) runs one step, for profiling.
+mod budget;
 mod e2e;
 mod fixture;
 mod micro;
@@ -38,6 +39,9 @@ fn print(rows: &[Row]) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     spoke::install_tls();
+    if let Ok(spec) = std::env::var(budget::WORKER) {
+        return budget::worker(&spec).await;
+    }
     let started = std::time::Instant::now();
     let fx = fixture::Fixture::new().await?;
     let mut rows = Vec::new();
@@ -63,6 +67,8 @@ async fn main() -> anyhow::Result<()> {
     step!("memory", micro::memory(&fx));
     step!("script and plugin reload", e2e::reloads(&fx));
     step!("rate budget under saturation", e2e::rate_budget(&fx));
+    step!("rate budget per request", budget::ledger_cost(&fx));
+    step!("rate budget across processes", budget::four_processes(&fx));
     step!("webhook pipeline, sustained", e2e::pipeline(&fx));
     print(&rows);
     let out = fx.root.join("target/bench");

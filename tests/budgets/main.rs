@@ -277,3 +277,28 @@ webhook_secret = "value:w"
     assert!((2..=4).contains(&seen.len()), "{} requests in 6 s from 10 callers", seen.len());
     assert!(gaps.iter().all(|g| *g >= Duration::from_millis(950)), "two requests within one pause: {gaps:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_is_logged_once_and_shows_in_the_script_run() {
+    let sim = Simulator::start(Options::default()).await.unwrap();
+    // Two requests per 3 s: the third login of the run waits about 3 s.
+    let (dir, config) = deployment(&wics_connector(&sim.url(), 2, 3, "[60, 300, 900]"), Some("fn thrice() { for i in 0..3 { wics::login(); } 3 }\n"));
+    let script = dir.path().join("scripts/burn.rhai");
+    let out = Command::new(spoke_bin()).arg("--config").arg(&config).args(["script", "run"]).arg(&script).arg("thrice").env("RUST_LOG", "info").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "spoke script run failed: {stderr}");
+    assert_eq!(stderr.matches("waiting for rate budget").count(), 1, "one log line for the one wait: {stderr}");
+    let line = stderr.lines().find(|l| l.contains("waiting for rate budget")).unwrap();
+    assert!(line.contains("wics") && line.contains("api-user"), "the line names connector and bucket: {line}");
+
+    let out = Command::new(spoke_bin()).arg("--config").arg(&config).args(["runs", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    let id = list.lines().find(|l| l.contains("thrice")).and_then(|l| l.split_whitespace().next()).unwrap_or_else(|| panic!("no run listed: {list}"));
+    let out = Command::new(spoke_bin()).arg("--config").arg(&config).args(["runs", "show", id]).output().unwrap();
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let steps = run["steps"].as_array().unwrap_or_else(|| panic!("no steps: {run}"));
+    let waits: Vec<_> = steps.iter().filter_map(|s| s.as_str()).filter(|s| s.contains("waited")).collect();
+    assert_eq!(waits.len(), 1, "one recorded wait: {run}");
+    assert!(waits[0].starts_with("wics: waited") && waits[0].contains("api-user"), "{}", waits[0]);
+    assert_eq!(sim.violations(), 0);
+}
