@@ -10,10 +10,8 @@
 //! let order = host.call("wics", "get_order", serde_json::json!({"reference": "SO-1"})).await?;
 //! # Ok(()) }
 //! ```
-pub mod cli;
 pub mod config;
 pub mod connector;
-pub mod demo;
 pub mod dispatch;
 pub mod error;
 pub mod imports;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 fn spoke_bin() -> PathBuf {
     let bin = spoke_tests::workspace().join("target/debug/spoke");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke` first", bin.display());
+    assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke-cli` first", bin.display());
     bin
 }
 

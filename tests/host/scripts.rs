@@ -140,9 +140,13 @@ async fn events_stream_through_fifty_script_and_plugin_reloads() {
         assert_eq!(tags[0], tags[1], "event {id} saw two versions: {tags}");
     }
     // Saves that land while a reload runs are folded into the next one, so
-    // there are fewer versions than saves — but the last save always wins.
+    // how many versions load depends on how busy the machine is (a count
+    // here was a flake) — but events met more than one of them, and the
+    // last save always wins.
+    let seen: std::collections::HashSet<String> = (0..total).filter_map(|id| state(&h, &format!("tags:{id}"))).map(|t| t[0].to_string()).collect();
+    assert!(seen.len() >= 2, "every event saw the same version: {seen:?}");
     let version = scripts.current("ping").unwrap().version;
-    assert!(version > 10, "only {version} script versions were loaded");
+    assert!(version >= 2, "no reload was loaded");
     ping(&reqwest::Client::new(), &served.url, total).await;
     assert!(eventually(10, || state(&h, &format!("tags:{total}")).is_some()).await);
     assert_eq!(state(&h, &format!("tags:{total}")).unwrap(), json!(["v50", "v50"]));

@@ -2,7 +2,7 @@
 //! and a host with the shipped scripts on a fresh SQLite store, pushes a few
 //! leads through the sales chain, plays the dealer and the warehouse, and
 //! tells the story as it happens.
-use crate::{Config, Host};
+use spoke::{Config, Host};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -45,7 +45,7 @@ fn field<'a>(v: &'a Value, k: &str) -> Option<String> {
 }
 
 pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeout: Duration) -> anyhow::Result<bool> {
-    crate::install_tls();
+    spoke::install_tls();
     let start = Instant::now();
     if !plugins_dir.join("wics.wasm").exists() {
         anyhow::bail!("no plugins in {}: run `cargo xtask demo` (it builds them) or `cargo xtask plugins`", plugins_dir.display());
@@ -78,7 +78,7 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
     say(start, format!("host up at {host_url} with {}", plugins.join(", ")));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::server::serve_on(listener, host.clone(), async move {
+    let server = tokio::spawn(spoke::server::serve_on(listener, host.clone(), async move {
         let _ = stop_rx.await;
     }));
     let http = reqwest::Client::new();
@@ -111,7 +111,7 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
     let terminal = ["shipped", "declined", "cancelled", "failed"];
     let deadline = Instant::now() + timeout;
     let mut interrupted = false;
-    let ctrl_c = crate::server::shutdown_signal()?;
+    let ctrl_c = spoke::server::shutdown_signal()?;
     tokio::pin!(ctrl_c);
     loop {
         for (uuid, (who, answer)) in &plan {
