@@ -11,9 +11,12 @@
 //! # Ok(()) }
 //! ```
 pub mod config;
+pub mod config_builder;
 pub mod connector;
 pub mod dispatch;
+pub mod engine;
 pub mod error;
+pub mod extend;
 pub mod imports;
 pub mod manifest;
 pub mod plugin;
@@ -25,6 +28,9 @@ pub mod time;
 pub mod webhook;
 
 pub use config::{Config, ConfigError, Secret};
+pub use config_builder::ConfigBuilder;
+pub use engine::{Engine, EngineBuilder};
+pub use extend::RunOutcome;
 pub use error::{CallError, ErrorKind};
 pub use manifest::{Event, Manifest, Received};
 
@@ -49,6 +55,7 @@ pub struct Host {
     plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
     bindings: RwLock<BTreeMap<String, Arc<Binding>>>,
     dispatcher: Arc<dispatch::Dispatcher>,
+    extensions: extend::Extensions,
 }
 
 impl Host {
@@ -101,7 +108,7 @@ impl Host {
         for (name, sub) in &config.subscribers {
             dispatcher.subscribe(Arc::new(dispatch::Forwarder { name: format!("forward:{name}"), url: sub.url.clone(), topics: sub.topics.clone(), http: shared.http.clone() }));
         }
-        Ok(Host { config, runtime, shared, plugins: RwLock::new(plugins), bindings: RwLock::new(bindings), dispatcher })
+        Ok(Host { config, runtime, shared, plugins: RwLock::new(plugins), bindings: RwLock::new(bindings), dispatcher, extensions: Default::default() })
     }
 
     pub fn config(&self) -> &Config {
@@ -186,6 +193,12 @@ impl Host {
     /// Where events go: subscribe script functions or other sinks here.
     pub fn dispatcher(&self) -> &Arc<dispatch::Dispatcher> {
         &self.dispatcher
+    }
+
+    /// What an embedder added: script functions, event sources, the run
+    /// outcome feed.
+    pub fn extensions(&self) -> &extend::Extensions {
+        &self.extensions
     }
 
     pub fn runtime(&self) -> &Runtime {

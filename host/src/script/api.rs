@@ -190,6 +190,8 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| rt_error(format!("parse_json: {e}")))?;
         to_dynamic(&v)
     });
+    // What the embedding service registered (native functions, modules).
+    host.extensions().apply(&mut engine);
     engine
 }
 

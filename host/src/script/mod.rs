@@ -169,7 +169,10 @@ impl Scripts {
     }
 
     fn connectors(&self) -> Vec<(String, Vec<String>)> {
-        self.host.connectors().iter().map(|b| (b.name().to_string(), b.manifest().webhook_topics.iter().map(|t| t.name.clone()).collect())).collect()
+        let bindings = self.host.connectors();
+        let connectors = bindings.iter().map(|b| (b.name().to_string(), b.manifest().webhook_topics.iter().map(|t| t.name.clone()).collect::<Vec<_>>()));
+        // An embedder's own event sources can be subscribed to like connectors.
+        connectors.chain(self.host.extensions().sources()).collect()
     }
 
     /// (Re)load the script at `path`, or unload it if the file is gone.
@@ -310,9 +313,25 @@ impl Scripts {
         let store = self.host.store().clone();
         let (function, trigger) = (function.to_string(), trigger.to_string());
         let max = Duration::from_secs_f64(self.limits.max_run_secs);
-        tokio::task::spawn_blocking(move || run_blocking(&engine, &*store, &script, &function, arg, &trigger, max))
+        let (f, t, n) = (function.clone(), trigger.clone(), script.name.clone());
+        let result = tokio::task::spawn_blocking(move || run_blocking(&engine, &*store, &script, &function, arg, &trigger, max))
             .await
-            .unwrap_or_else(|e| Err(RunError { message: format!("the run panicked: {e}"), location: None, transient: false, run_id: 0 }))
+            .unwrap_or_else(|e| Err(RunError { message: format!("the run panicked: {e}"), location: None, transient: false, run_id: 0 }));
+        self.host.extensions().run_finished(crate::extend::RunOutcome {
+            script: n,
+            function: f,
+            trigger: t,
+            run_id: Some(match &result {
+                Ok((_, id)) => *id,
+                Err(e) => e.run_id,
+            })
+            .filter(|id| *id > 0),
+            result: result.as_ref().map(|(v, _)| v.clone()).map_err(|e| match &e.location {
+                Some(l) => format!("{l}: {}", e.message),
+                None => e.message.clone(),
+            }),
+        });
+        result.map(|(v, _)| v)
     }
 }
 
@@ -370,7 +389,7 @@ fn explain(err: &EvalAltResult, file: &str) -> (String, Option<String>, bool) {
     }
 }
 
-fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Script, function: &str, arg: Option<serde_json::Value>, trigger: &str, max: Duration) -> Result<serde_json::Value, RunError> {
+fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Script, function: &str, arg: Option<serde_json::Value>, trigger: &str, max: Duration) -> Result<(serde_json::Value, i64), RunError> {
     let file = script.path.display().to_string();
     let arity = script.ast.iter_functions().find(|f| f.name == function).map(|f| f.params.len());
     let Some(arity) = arity else {
@@ -395,7 +414,7 @@ fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Scrip
     match outcome {
         Ok(v) => {
             let _ = store.run_finish(run_id, now_ms(), None, &steps);
-            Ok(v)
+            Ok((v, run_id))
         }
         Err((message, location, transient)) => {
             let _ = store.run_finish(run_id, now_ms(), Some((&message, location.as_deref())), &steps);
