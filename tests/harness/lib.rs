@@ -203,3 +203,76 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
 }
+
+/// Where `got` differs in shape from a vendor docs' example `doc`: each
+/// object has exactly the example's fields, and each value the example's
+/// JSON type. A null in the example says nothing about the type, and a null
+/// where the example has a value is allowed (it is harder on Spoke, not
+/// easier); `metaFields` may be the example's string or an object (the docs
+/// describe them as JSON the caller sent). Lists compare every element with
+/// the example's first. Empty when the shapes agree.
+pub fn shape_differences(doc: &serde_json::Value, got: &serde_json::Value) -> Vec<String> {
+    fn kind(v: &serde_json::Value) -> &'static str {
+        match v {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "boolean",
+            serde_json::Value::Number(_) => "number",
+            serde_json::Value::String(_) => "string",
+            serde_json::Value::Array(_) => "array",
+            serde_json::Value::Object(_) => "object",
+        }
+    }
+    fn walk(path: &str, doc: &serde_json::Value, got: &serde_json::Value, out: &mut Vec<String>) {
+        use serde_json::Value;
+        if doc.is_null() || got.is_null() {
+            return;
+        }
+        if path.ends_with("metaFields") && (got.is_object() || got.is_string()) {
+            return;
+        }
+        match (doc, got) {
+            (Value::Object(d), Value::Object(g)) => {
+                for key in d.keys().filter(|k| !g.contains_key(*k)) {
+                    out.push(format!("{path}.{key}: documented, not sent"));
+                }
+                for key in g.keys().filter(|k| !d.contains_key(*k)) {
+                    out.push(format!("{path}.{key}: sent, not documented"));
+                }
+                for (key, d) in d {
+                    if let Some(g) = g.get(key) {
+                        walk(&format!("{path}.{key}"), d, g, out);
+                    }
+                }
+            }
+            (Value::Array(d), Value::Array(g)) => {
+                if let Some(first) = d.first() {
+                    for (i, g) in g.iter().enumerate() {
+                        walk(&format!("{path}[{i}]"), first, g, out);
+                    }
+                }
+            }
+            (d, g) if kind(d) != kind(g) => out.push(format!("{path}: documented as {} ({d}), sent as {} ({g})", kind(d), kind(g))),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("$", doc, got, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shape_differences;
+    use serde_json::json;
+
+    #[test]
+    fn shapes_differ_by_fields_and_types_only() {
+        let doc = json!({"a": 1, "b": "x", "c": null, "lines": [{"n": 1}], "metaFields": ""});
+        assert!(shape_differences(&doc, &json!({"a": 2.5, "b": "y", "c": {"any": 1}, "lines": [{"n": 2}, {"n": 3}], "metaFields": {"k": "v"}})).is_empty());
+        let diff = shape_differences(&doc, &json!({"a": "1", "b": "y", "c": 1, "lines": [{"n": 2, "extra": true}], "metaFields": "", "more": 1}));
+        assert_eq!(diff.len(), 3, "{diff:?}");
+        assert!(diff.iter().any(|d| d.starts_with("$.a: documented as number")), "{diff:?}");
+        assert!(diff.iter().any(|d| d == "$.more: sent, not documented"), "{diff:?}");
+        assert!(diff.iter().any(|d| d == "$.lines[0].extra: sent, not documented"), "{diff:?}");
+    }
+}

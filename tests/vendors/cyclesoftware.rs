@@ -278,6 +278,25 @@ async fn leads_are_created_read_and_cancelled_while_cancellable() {
     assert_eq!(sim.request_count(), before);
 }
 
+/// A vendor that answers with only what it was sent (plus the uuid): the
+/// lead exists at the dealer after the 200, so the call must succeed and hand
+/// back what the vendor said; `get_lead` likewise.
+#[tokio::test]
+async fn create_lead_with_only_the_required_fields_succeeds_against_a_vendor_that_echoes() {
+    let (sim, host) = start(Options { echo_created_leads: true, ..Options::default() }, "").await;
+    let minimal = json!({"store_id": "1-1", "type": "sales_offer", "title": "Een fiets", "customer": {"name": "Anna"}});
+    let created = call(&host, "create_lead", minimal).await;
+    let lead = &created["sales_lead"];
+    let uuid = lead["uuid"].as_str().unwrap_or_else(|| panic!("no uuid: {created}")).to_string();
+    assert_eq!(lead["customer"], json!({"name": "Anna"}), "passed on as the vendor sent it: {created}");
+    assert!(lead["customer"].get("is_business_address").is_none(), "nothing made up: {created}");
+    assert_eq!(sim.lead_status(&uuid).as_deref(), Some("open"));
+    sim.set_lead_status(&uuid, "accepted").unwrap();
+    let got = call(&host, "get_lead", json!({"uuid": uuid})).await;
+    assert_eq!(got["sales_lead"]["status"], "accepted");
+    assert_eq!(sim.state.lock().data.leads.len(), 1, "one lead at the dealer");
+}
+
 // ---- sales orders ----
 
 #[tokio::test]
@@ -519,6 +538,36 @@ async fn wait_for(got: &std::sync::Arc<std::sync::Mutex<Vec<Webhook>>>, n: usize
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     got.lock().unwrap().clone()
+}
+
+/// Every webhook the simulator sends has exactly the fields, and the JSON
+/// types, of the docs' example (tests/vendors/fixtures/cyclesoftware/).
+#[tokio::test]
+async fn every_webhook_has_the_documented_shape() {
+    let (sim, _host) = start(Options::default(), "").await;
+    sim.create_outbound_order(OutboundOrder { order_items: vec![OutboundItem { barcode: "8713568215084".into(), ..Default::default() }], ..Default::default() });
+    let item = sim.create_stock_item(StockItem { is_shipped: true, ..Default::default() });
+    sim.release_stock_item(item.stock_item_id).unwrap();
+    let fixture = |event: &str| -> Value {
+        let file = match event {
+            "warehouse_outbound_order.created_or_updated" => "outbound_order_created_or_updated.json",
+            "warehouse_stock_item.updated" => "stock_item_updated.json",
+            "warehouse_stock_item.released_for_shipment" => "stock_item_released_for_shipment.json",
+            other => panic!("an undocumented event {other}"),
+        };
+        serde_json::from_str(&std::fs::read_to_string(spoke_tests::workspace().join("tests/vendors/fixtures/cyclesoftware").join(file)).unwrap()).unwrap()
+    };
+    let deliveries = sim.deliveries();
+    let events: std::collections::BTreeSet<String> = deliveries.iter().map(|d| d.event_name.clone()).collect();
+    assert_eq!(events.len(), 3, "every documented event: {events:?}");
+    let mut problems = Vec::new();
+    for d in &deliveries {
+        let got: Value = serde_json::from_str(&d.body).unwrap();
+        problems.extend(spoke_tests::shape_differences(&fixture(&d.event_name), &got).into_iter().map(|p| format!("{}: {p}", d.event_name)));
+    }
+    problems.sort();
+    problems.dedup();
+    assert!(problems.is_empty(), "webhooks that differ from the docs:\n{}", problems.join("\n"));
 }
 
 #[tokio::test]

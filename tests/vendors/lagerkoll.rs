@@ -144,9 +144,10 @@ async fn orders_are_created_read_listed_and_edited() {
     assert!(e.message.contains("way_of_delivery"), "{}", e.message);
     refused(&sim, &host, "list_orders", json!({"state": 7}), "state").await;
     refused(&sim, &host, "update_order_row", json!({"id": id, "row": {"orderedAmount": 1}}), "row.id").await;
-    // The vendor's own refusal keeps its code and field.
+    // The vendor's own refusal keeps its code and field, and is `vendor`:
+    // something was sent (`invalid-input` means nothing was).
     let e = call_err(&host, "add_order", order_body(999, json!([]))).await;
-    assert_eq!((e.kind.as_str(), e.vendor_code.as_deref(), e.field.as_deref()), ("invalid-input", Some("900702"), Some("customerId")));
+    assert_eq!((e.kind.as_str(), e.vendor_code.as_deref(), e.field.as_deref()), ("vendor", Some("900702"), Some("customerId")));
 }
 
 #[tokio::test]
@@ -505,6 +506,21 @@ async fn credentials_either_scheme_and_refused_ones() {
     assert_eq!(assigned["warehouseWorkerName"], "Anna Lager");
     let mine = call(&host, "list_my_picking_lists", json!({})).await;
     assert_eq!(mine["lists"][0]["id"], list);
+}
+
+/// The documented `user_id` worker header goes out with the api-key scheme
+/// (only the headers of the scheme a request uses are the host's), and the
+/// documented base URL, with its path and trailing slash, joins without
+/// doubling the path.
+#[tokio::test]
+async fn the_worker_header_and_the_documented_base_url() {
+    let sim = Simulator::start(Options::default()).await.expect("simulator");
+    let host = TestHost::start(&config(&format!("{}/v1/customer_orders/", sim.url()), "")).await.expect("host");
+    let order = new_order(&host, json!([{"articleId": "A-100", "orderedAmount": 1}])).await;
+    call(&host, "mark_order_ready_for_packing", json!({"order_id": order})).await;
+    let list = first_list(&host, order).await;
+    let assigned = call(&host, "assign_picking_list", json!({"order_id": order, "list_id": list, "user_id": 1002})).await;
+    assert_eq!((assigned["warehouseWorkerId"].as_i64(), assigned["warehouseWorkerName"].as_str()), (Some(1002), Some("Bo Plock")));
 }
 
 #[tokio::test]

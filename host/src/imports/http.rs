@@ -70,7 +70,7 @@ impl CallState {
         // Join to the base URL and prove the result stayed under it.
         let base = &binding.base_url;
         let base_path = base.path().trim_end_matches('/');
-        let mut url = base.join(&format!("{base_path}{}", request.path)).map_err(|e| refused(format!("path {:?} does not form a URL: {e}", request.path)))?;
+        let mut url = join_base(base, &request.path).map_err(|e| refused(format!("path {:?} does not form a URL: {e}", request.path)))?;
         if url.origin() != base.origin() || !url.path().starts_with(base_path) {
             return Err(refused(format!("path {:?} would leave {}", request.path, base.origin().ascii_serialization())));
         }
@@ -83,15 +83,10 @@ impl CallState {
 
         let manifest = binding.manifest();
         let mut headers = reqwest::header::HeaderMap::new();
-        let mut auth_headers: Vec<String> = vec!["authorization".into()];
-        for scheme in &manifest.auth_schemes {
-            if let AuthMethod::Headers { headers } = &scheme.method {
-                auth_headers.extend(headers.iter().map(|(h, _)| h.to_ascii_lowercase()));
-            }
-        }
+        let host_only = host_only_headers(manifest, &request.auth);
         for (name, value) in &request.headers {
             let lower = name.to_ascii_lowercase();
-            if auth_headers.contains(&lower) || lower == "host" || lower == "content-length" {
+            if host_only.contains(&lower) {
                 return Err(refused(format!("header {name:?} is set by the host, not by plugins")));
             }
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| refused(format!("{name:?} is not a valid header name")))?;
@@ -203,6 +198,39 @@ impl CallState {
     }
 }
 
+/// `path` under the base URL. The base may carry a path, with or without a
+/// trailing slash (Lagerkoll documents `https://capi.lagerkoll.com/v1/customer_orders/`);
+/// a plugin path that already starts with that path (plugins name the
+/// vendor's full documented paths) is not prefixed a second time.
+pub fn join_base(base: &url::Url, path: &str) -> Result<url::Url, url::ParseError> {
+    let base_path = base.path().trim_end_matches('/');
+    let only_path = path.split('?').next().unwrap_or(path);
+    let already_under = !base_path.is_empty()
+        && only_path.strip_prefix(base_path).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if already_under {
+        base.join(path)
+    } else {
+        base.join(&format!("{base_path}{path}"))
+    }
+}
+
+/// Headers only the host may set on this request: the ones the host sets
+/// itself, and the credential headers of the auth schemes the request uses.
+/// A header that belongs to a scheme the request does not use is the
+/// plugin's to send (Lagerkoll's `user_id` names the warehouse worker when
+/// the api-key scheme authenticates).
+fn host_only_headers(manifest: &crate::manifest::Manifest, schemes: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = vec!["host".into(), "content-length".into()];
+    for scheme in manifest.auth_schemes.iter().filter(|s| schemes.contains(&s.name)) {
+        match &scheme.method {
+            AuthMethod::Headers { headers } => names.extend(headers.iter().map(|(h, _)| h.to_ascii_lowercase())),
+            AuthMethod::Basic { .. } | AuthMethod::Bearer { .. } => names.push("authorization".into()),
+            AuthMethod::Query { .. } => {}
+        }
+    }
+    names
+}
+
 /// A request that cannot get budget within the bound, as the plugin sees it.
 pub(super) fn rate_refusal(connector: &str, r: crate::rate_limit::Refused) -> wit::types::Error {
     use crate::rate_limit::Refused;
@@ -251,7 +279,26 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<
 
 #[cfg(test)]
 mod tests {
-    use super::check_path;
+    use super::{check_path, join_base};
+
+    #[test]
+    fn base_urls_join_with_or_without_a_path_and_a_trailing_slash() {
+        let cases = [
+            ("https://capi.lagerkoll.com", "/v1/customer_orders/7", "https://capi.lagerkoll.com/v1/customer_orders/7"),
+            ("https://capi.lagerkoll.com/", "/v1/customer_orders/7", "https://capi.lagerkoll.com/v1/customer_orders/7"),
+            ("https://capi.lagerkoll.com/v1/customer_orders/", "/v1/customer_orders/7", "https://capi.lagerkoll.com/v1/customer_orders/7"),
+            ("https://capi.lagerkoll.com/v1/customer_orders", "/v1/customer_orders/7/send", "https://capi.lagerkoll.com/v1/customer_orders/7/send"),
+            ("https://capi.lagerkoll.com/v1/customer_orders/", "/v1/customer_orders", "https://capi.lagerkoll.com/v1/customer_orders"),
+            ("https://proxy.example/wics", "/api/order?reference=A", "https://proxy.example/wics/api/order?reference=A"),
+            ("https://proxy.example/wics/", "/api/order", "https://proxy.example/wics/api/order"),
+            // A base path that is only a prefix of the first segment is not "already under".
+            ("https://x.example/v1", "/v10/a", "https://x.example/v1/v10/a"),
+        ];
+        for (base, path, want) in cases {
+            let got = join_base(&url::Url::parse(base).unwrap(), path).unwrap();
+            assert_eq!(got.as_str(), want, "{base} + {path}");
+        }
+    }
 
     #[test]
     fn refuses_everything_that_could_leave_the_origin() {

@@ -64,9 +64,11 @@ fn wit_kind(value: ErrorKind) -> types::ErrorKind {
 
 impl From<types::Error> for CallError {
     fn from(e: types::Error) -> Self {
+        let (message, details) = crate::error::split_details(e.message);
         CallError {
             kind: kind(e.kind),
-            message: e.message,
+            message,
+            details,
             vendor_code: e.vendor_code,
             field: e.field,
             retry_after_ms: e.retry_after_ms,
@@ -79,7 +81,10 @@ impl From<CallError> for types::Error {
     fn from(e: CallError) -> Self {
         types::Error {
             kind: wit_kind(e.kind),
-            message: e.message,
+            message: match &e.details {
+                Some(details) => format!("{}{}{details}", e.message, crate::error::DETAILS_MARKER),
+                None => e.message,
+            },
             vendor_code: e.vendor_code,
             field: e.field,
             retry_after_ms: e.retry_after_ms,

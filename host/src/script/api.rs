@@ -40,7 +40,7 @@ fn to_json(v: &Dynamic) -> Result<serde_json::Value, Box<EvalAltResult>> {
 }
 
 /// A connector error as the map a script catches:
-/// `#{kind, message, vendor_code, field, retry_after_ms, status, connector, operation, transient}`.
+/// `#{kind, message, vendor_code, field, retry_after_ms, status, details, connector, operation, transient}`.
 fn error_value(e: &CallError, connector: &str, operation: &str) -> Dynamic {
     let mut m = Map::new();
     m.insert("kind".into(), e.kind.as_str().into());
@@ -49,6 +49,7 @@ fn error_value(e: &CallError, connector: &str, operation: &str) -> Dynamic {
     m.insert("field".into(), e.field.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT));
     m.insert("retry_after_ms".into(), e.retry_after_ms.map(|v| Dynamic::from(v as i64)).unwrap_or(Dynamic::UNIT));
     m.insert("status".into(), e.status.map(|v| Dynamic::from(v as i64)).unwrap_or(Dynamic::UNIT));
+    m.insert("details".into(), e.details.as_ref().and_then(|d| rhai::serde::to_dynamic(d).ok()).unwrap_or(Dynamic::UNIT));
     m.insert("connector".into(), connector.into());
     m.insert("operation".into(), operation.into());
     m.insert("transient".into(), e.is_transient().into());

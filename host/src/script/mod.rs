@@ -375,6 +375,11 @@ fn explain(err: &EvalAltResult, file: &str) -> (String, Option<String>, bool) {
             if let Some(code) = get("vendor_code") {
                 message.push_str(&format!(" [vendor code {code}]"));
             }
+            // Every failing field the vendor named, not just the first.
+            if let Some(details) = m.get("details").filter(|v| !v.is_unit()) {
+                let json = rhai::serde::from_dynamic::<serde_json::Value>(details).map(|d| d.to_string()).unwrap_or_else(|_| details.to_string());
+                message.push_str(&format!("; details: {json}"));
+            }
             let transient = m.get("transient").and_then(|v| v.as_bool().ok()).unwrap_or(false);
             (message, location, transient)
         }

@@ -64,7 +64,7 @@ pub fn offset_list<T: DeserializeOwned + Serialize>(build: impl Fn() -> Request,
             Some(o) => build().query("offset", o.to_string()),
             None => build(),
         };
-        let page: DataPage<T> = call(req, BadRequest::InvalidInput)?;
+        let page: DataPage<T> = call(req, BadRequest::Refused)?;
         items.extend(page.data);
         let next = page.pagination.and_then(|p| p.next_offset);
         match next {
@@ -87,7 +87,7 @@ pub fn page_list<T: DeserializeOwned + Serialize>(build: impl Fn() -> Request, i
     let first = input.get("page").and_then(Value::as_i64).unwrap_or(1);
     let mut items: Vec<T> = Vec::new();
     for page in first..first + MAX_PAGES as i64 {
-        let answer: DataPage<T> = call(build().query("page", page.to_string()), BadRequest::InvalidInput)?;
+        let answer: DataPage<T> = call(build().query("page", page.to_string()), BadRequest::Refused)?;
         items.extend(answer.data);
         let pagination = answer.pagination.unwrap_or_default();
         let has_next = pagination.has_next_page.unwrap_or(false);

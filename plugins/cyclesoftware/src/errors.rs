@@ -4,11 +4,12 @@ use spoke_pdk::http::Response;
 use spoke_pdk::{Error, ErrorKind, Value};
 
 /// What a 400 means for an endpoint. The input already passed its schema,
-/// so on a state change (cancel, convert) a 400 is the vendor refusing the
-/// thing's current state rather than a malformed request.
+/// so a 400 is the vendor refusing what was sent (`vendor`: `invalid-input`
+/// means nothing was sent), and on a state change (cancel, convert) the
+/// vendor refusing the thing's current state (`conflict`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum BadRequest {
-    InvalidInput,
+    Refused,
     Conflict,
 }
 
@@ -69,7 +70,7 @@ fn decode_entities(text: &str) -> String {
 fn kind_for(status: u16, bad_request: BadRequest) -> ErrorKind {
     match status {
         400 => match bad_request {
-            BadRequest::InvalidInput => ErrorKind::InvalidInput,
+            BadRequest::Refused => ErrorKind::Vendor,
             BadRequest::Conflict => ErrorKind::Conflict,
         },
         401 => ErrorKind::Unauthorized,
@@ -133,7 +134,7 @@ mod tests {
 
     #[test]
     fn json_error_keeps_the_vendor_message_and_status() {
-        let err = check(&resp(401, &[], r#"{"error": true, "error_message": "Unauthorized"}"#), BadRequest::InvalidInput).unwrap();
+        let err = check(&resp(401, &[], r#"{"error": true, "error_message": "Unauthorized"}"#), BadRequest::Refused).unwrap();
         assert_eq!(err.kind, ErrorKind::Unauthorized);
         assert!(err.message.contains("Unauthorized"));
         assert_eq!(err.vendor_code.as_deref(), Some("401"));
@@ -143,7 +144,7 @@ mod tests {
     #[test]
     fn xml_error_is_read() {
         let body = "<?xml version=\"1.0\"?>\n<result>\n  <error>1</error>\n  <error_message>Unknown barcode &amp; more</error_message>\n</result>";
-        let err = check(&resp(404, &[("content-type", "text/xml")], body), BadRequest::InvalidInput).unwrap();
+        let err = check(&resp(404, &[("content-type", "text/xml")], body), BadRequest::Refused).unwrap();
         assert_eq!(err.kind, ErrorKind::NotFound);
         assert!(err.message.contains("Unknown barcode & more"), "{}", err.message);
     }
@@ -161,16 +162,16 @@ mod tests {
 </SOAP-ENV:Envelope>"#;
         let v = parse_error_body(body.as_bytes());
         assert_eq!(v, VendorError { message: Some("The problem description".into()), code: Some("400".into()) });
-        let err = check(&resp(500, &[], body), BadRequest::InvalidInput).unwrap();
+        let err = check(&resp(500, &[], body), BadRequest::Refused).unwrap();
         assert_eq!(err.kind, ErrorKind::Vendor);
         assert_eq!(err.vendor_code.as_deref(), Some("400"));
     }
 
     #[test]
     fn error_flag_on_a_200_is_an_error() {
-        let err = check(&resp(200, &[], r#"{"error": true, "error_message": "Order is invoiced"}"#), BadRequest::InvalidInput).unwrap();
+        let err = check(&resp(200, &[], r#"{"error": true, "error_message": "Order is invoiced"}"#), BadRequest::Refused).unwrap();
         assert_eq!(err.kind, ErrorKind::Vendor);
-        assert!(check(&resp(200, &[], r#"{"error": false, "error_message": null}"#), BadRequest::InvalidInput).is_none());
+        assert!(check(&resp(200, &[], r#"{"error": false, "error_message": null}"#), BadRequest::Refused).is_none());
     }
 
     #[test]
@@ -185,7 +186,7 @@ mod tests {
         assert_eq!(retry_after_ms(&r, 990), 10_000);
         let r = resp(429, &[("x-ratelimit-minutely-remaining", "0"), ("x-ratelimit-daily-remaining", "5")], "{}");
         assert_eq!(retry_after_ms(&r, 990), 60_000);
-        let err = check(&r, BadRequest::InvalidInput).unwrap();
+        let err = check(&r, BadRequest::Refused).unwrap();
         assert_eq!(err.kind, ErrorKind::RateLimited);
         assert_eq!(err.retry_after_ms, Some(60_000));
     }

@@ -1,8 +1,7 @@
 //! Platform sales leads: create, get, cancel. Types and statuses are the
 //! documented enumerations.
-use crate::client::{call, call_value, to_json};
+use crate::client::call_value;
 use crate::errors::BadRequest;
-use crate::models::LeadAnswer;
 use crate::op;
 use crate::types::{doc, envelope, input, nullable, record, t};
 use spoke_pdk::http::{fill_path, Request};
@@ -119,8 +118,17 @@ pub fn check_uuid(input: &Value) -> Result<(), Error> {
     if ok { Ok(()) } else { Err(Error::invalid_input("uuid", format!("{text:?} is not a UUID"))) }
 }
 
-fn lead(answer: LeadAnswer) -> Result<Value, Error> {
-    Ok(json!({ "sales_lead": to_json(&answer.sales_lead)? }))
+/// The lead as CycleSoftware answered it. After a 200 the lead exists at the
+/// dealer, so nothing in the answer may fail the call: a field left out, null
+/// or looser than documented is passed on as sent (the script reads the
+/// vendor's own JSON), and only an answer without a `sales_lead` object at all
+/// is read as an empty one.
+fn lead(mut answer: Value) -> Value {
+    let sales_lead = match answer.get_mut("sales_lead").map(Value::take) {
+        Some(lead @ Value::Object(_)) => lead,
+        _ => json!({}),
+    };
+    json!({ "sales_lead": sales_lead })
 }
 
 fn create_lead(input: &Value) -> Result<Value, Error> {
@@ -129,12 +137,12 @@ fn create_lead(input: &Value) -> Result<Value, Error> {
     if body.get("status").is_none() {
         body["status"] = json!("open");
     }
-    lead(call(Request::post(CREATE).json(&body), BadRequest::InvalidInput)?)
+    Ok(lead(call_value(Request::post(CREATE).json(&body), BadRequest::Refused)?))
 }
 
 fn get_lead(input: &Value) -> Result<Value, Error> {
     check_uuid(input)?;
-    lead(call(Request::get(fill_path(GET, input)?), BadRequest::InvalidInput)?)
+    Ok(lead(call_value(Request::get(fill_path(GET, input)?), BadRequest::Refused)?))
 }
 
 fn cancel_lead(input: &Value) -> Result<Value, Error> {

@@ -271,70 +271,8 @@ pub struct LocatorStockAnswer {
 }
 
 // ---- platform: sales leads ----
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SalesLead {
-    pub uuid: Option<String>,
-    pub store_id: String,
-    #[serde(rename = "type")]
-    pub lead_type: String,
-    pub status: String,
-    pub title: String,
-    pub message: String,
-    pub costs_ex_vat_cents: i64,
-    pub options: LeadOptions,
-    pub object: Option<LeadObject>,
-    pub exchange_object: Option<ExchangeObject>,
-    pub customer: LeadCustomer,
-    pub created_at: Option<String>,
-    pub modified_at: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LeadOptions {
-    pub test_ride_requested: bool,
-    pub phone_call_requested: bool,
-    pub finance_information_requested: bool,
-    pub insurance_information_requested: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LeadObject {
-    pub description: Option<String>,
-    pub object_id: Option<i64>,
-    pub article_number: Option<String>,
-    pub barcode: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ExchangeObject {
-    pub exchange_description: Option<String>,
-    pub exchange_remarks: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LeadCustomer {
-    pub customer_address_id: Option<i64>,
-    pub address_type: Option<String>,
-    pub customer_id: Option<i64>,
-    pub is_business_address: bool,
-    pub company_name: Option<String>,
-    pub name: String,
-    pub street: String,
-    pub house_number: String,
-    pub house_number_postfix: String,
-    pub postal_code: String,
-    pub city: String,
-    pub country_code: String,
-    pub phone_number: String,
-    pub email: String,
-    pub notes: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LeadAnswer {
-    pub sales_lead: SalesLead,
-}
+//
+// Leads are passed on as CycleSoftware answers them (see leads.rs): no model.
 
 // ---- sales orders ----
 

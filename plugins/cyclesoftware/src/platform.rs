@@ -32,12 +32,12 @@ fn store(with_key_fields: bool) -> Value {
 }
 
 fn list_platform_keys(_: &Value) -> Result<Value, Error> {
-    let answer: KeysAnswer = call(Request::get(KEYS), BadRequest::InvalidInput)?;
+    let answer: KeysAnswer = call(Request::get(KEYS), BadRequest::Refused)?;
     Ok(json!({ "keys": to_json(&answer.keys)? }))
 }
 
 fn list_locator_stores(_: &Value) -> Result<Value, Error> {
-    let answer: StoresAnswer = call(Request::get(STORES), BadRequest::InvalidInput)?;
+    let answer: StoresAnswer = call(Request::get(STORES), BadRequest::Refused)?;
     Ok(json!({ "stores": to_json(&answer.stores)? }))
 }
 
@@ -51,7 +51,7 @@ fn locate_stock(input: &Value) -> Result<Value, Error> {
             return Err(Error::invalid_input(format!("items[{i}]"), "needs a barcode or an article_id"));
         }
     }
-    let answer: LocatorStockAnswer = call(Request::post(STOCK).json(&Value::Array(items)), BadRequest::InvalidInput)?;
+    let answer: LocatorStockAnswer = call(Request::post(STOCK).json(&Value::Array(items)), BadRequest::Refused)?;
     Ok(json!({ "stores": to_json(&answer.stores)?, "stock": to_json(&answer.stock)? }))
 }
 

@@ -98,7 +98,7 @@ struct StockInfoAnswer {
 }
 
 fn stock_info(req: Request, input: &Value) -> Result<Value, Error> {
-    let answer: StockInfoAnswer = call(with_query(req, input, &STOCK_INFO_FLAGS), BadRequest::InvalidInput)?;
+    let answer: StockInfoAnswer = call(with_query(req, input, &STOCK_INFO_FLAGS), BadRequest::Refused)?;
     Ok(json!({"data": to_json(&answer.data)?}))
 }
 
@@ -120,12 +120,12 @@ struct ListAnswer<T> {
 }
 
 fn list_warehouse_stock(_: &Value) -> Result<Value, Error> {
-    let answer: ListAnswer<WarehouseStockItem> = call(Request::get(WAREHOUSE_ITEMS), BadRequest::InvalidInput)?;
+    let answer: ListAnswer<WarehouseStockItem> = call(Request::get(WAREHOUSE_ITEMS), BadRequest::Refused)?;
     Ok(json!({"data": to_json(&answer.data)?}))
 }
 
 fn list_pos_stock(_: &Value) -> Result<Value, Error> {
-    let answer: ListAnswer<PosStockItem> = call(Request::get(POS_ITEMS), BadRequest::InvalidInput)?;
+    let answer: ListAnswer<PosStockItem> = call(Request::get(POS_ITEMS), BadRequest::Refused)?;
     Ok(json!({"data": to_json(&answer.data)?}))
 }
 

@@ -50,7 +50,7 @@ pub fn handle(received: Received) -> Result<Vec<Event>, Error> {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(payload: &Value, event: &str) -> Result<T, Error> {
-    serde_json::from_value(payload.clone()).map_err(|e| Error::invalid_input("payload", format!("{event} payload: {e}")))
+    spoke_pdk::read::lenient(payload.clone()).map_err(|e| Error::invalid_input("payload", format!("{event} payload: {e}")))
 }
 
 /// A verified body to its event. Pure, so the documented examples can be

@@ -103,15 +103,16 @@ pub enum Worker {
     Required,
 }
 
-/// Deserialize into the model `T` (coercing the documented types) and back.
+/// A vendor answer read into the model `T`, liberally (see `spoke_pdk::read`).
 pub fn typed<T: DeserializeOwned + Serialize>(value: Value) -> Result<T, serde_json::Error> {
-    serde_json::from_value(value)
+    spoke_pdk::read::lenient(value)
 }
 
-/// A vendor record read through its model, with RFC 3339 siblings added.
+/// A vendor record read through its model, with RFC 3339 siblings added; a
+/// record the model cannot take comes back as Lagerkoll sent it, never as
+/// an error (see `spoke_pdk::read::through`).
 pub fn read<T: DeserializeOwned + Serialize + Schema>(value: Value) -> Result<Value, Error> {
-    let model: T = typed(value).map_err(|e| Error::internal(format!("Lagerkoll answered a {} that does not fit its documented shape: {e}", type_title::<T>())))?;
-    let mut out = serde_json::to_value(model).map_err(|e| Error::internal(e.to_string()))?;
+    let mut out = spoke_pdk::read::through::<T>(value);
     add_rfc3339(&mut out, &T::schema());
     Ok(out)
 }
@@ -120,13 +121,11 @@ pub fn read<T: DeserializeOwned + Serialize + Schema>(value: Value) -> Result<Va
 pub fn write<T: DeserializeOwned + Serialize>(value: &Value) -> Result<Value, Error> {
     let mut value = value.clone();
     strip_rfc3339(&mut value);
-    let model: T = typed(value).map_err(|e| Error::invalid_input("", e.to_string()))?;
+    // The caller's input is read strictly: a wrong type here is the caller's to fix.
+    let model: T = serde_json::from_value(value).map_err(|e| Error::invalid_input("", e.to_string()))?;
     serde_json::to_value(model).map_err(|e| Error::internal(e.to_string()))
 }
 
-fn type_title<T: Schema>() -> String {
-    T::schema().get("title").and_then(Value::as_str).unwrap_or("record").to_string()
-}
 
 pub fn no_check(_: &Value) -> Result<(), Error> {
     Ok(())

@@ -103,7 +103,8 @@ pub fn from_response(resp: &Response) -> Error {
     if let Some(field) = &field {
         message.push_str(&format!(" (field `{field}`)"));
     }
-    let mut error = Error::new(kind, message).with_status(resp.status);
+    let data = body.as_ref().and_then(|b| b.data.clone()).unwrap_or(Value::Null);
+    let mut error = Error::new(kind, message).with_status(resp.status).with_details(data);
     error.vendor_code = Some(code.map(|c| c.to_string()).unwrap_or_else(|| resp.status.to_string()));
     error.field = field;
     if kind == ErrorKind::RateLimited {
@@ -127,10 +128,17 @@ mod tests {
     #[test]
     fn keeps_code_field_and_message() {
         let e = from_response(&resp(400, &[], r#"{"errorCode": 900702, "errorMessage": "customer missing", "errorField": "customerId", "errorData": null}"#));
-        assert_eq!(e.kind, ErrorKind::InvalidInput);
+        assert_eq!(e.kind, ErrorKind::Vendor, "Lagerkoll refused it: something was sent");
         assert_eq!(e.vendor_code.as_deref(), Some("900702"));
         assert_eq!(e.field.as_deref(), Some("customerId"));
         assert!(e.message.contains("customer missing"), "{}", e.message);
+    }
+
+    #[test]
+    fn error_data_reaches_the_caller() {
+        let e = from_response(&resp(400, &[], r#"{"errorCode": 900702, "errorMessage": "bad rows", "errorField": "products", "errorData": {"rows": [1, 3]}}"#));
+        let (_, details) = e.message.split_once(spoke_pdk::error::DETAILS_MARKER).expect("errorData as details");
+        assert_eq!(serde_json::from_str::<Value>(details).unwrap(), serde_json::json!({"rows": [1, 3]}));
     }
 
     #[test]

@@ -34,7 +34,8 @@ impl Connector for Lagerkoll {
             version: env!("CARGO_PKG_VERSION"),
             vendor: "Lagerkoll",
             description: "Lagerkoll customer orders API: orders and their states, offers, picking lists, printed documents, rest articles",
-            base_urls: vec![BaseUrl { key: "default".into(), url: "https://capi.lagerkoll.com".into() }],
+            // The documented base URL; the host does not double its path (see docs/vendor-notes.md).
+            base_urls: vec![BaseUrl { key: "default".into(), url: "https://capi.lagerkoll.com/v1/customer_orders/".into() }],
             auth_schemes: vec![
                 AuthScheme {
                     name: "api-key".into(),
@@ -199,6 +200,32 @@ PUT /v1/customer_orders/{order_id}/packed";
             // Nothing documented is lost on the way through the model.
             assert_keys_kept(&value, &out, "");
         }
+    }
+
+    /// The documented examples with fields removed, nulled, added or sent
+    /// in a looser type still read: an answer never fails over its shape.
+    #[test]
+    fn examples_with_fields_removed_or_loosened_still_read() {
+        let mut order: Value = serde_json::from_str(include_str!("../fixtures/customer_order.json")).unwrap();
+        let map = order.as_object_mut().unwrap();
+        let keys: Vec<String> = map.keys().cloned().collect();
+        for (i, key) in keys.iter().enumerate() {
+            match i % 3 {
+                0 => {
+                    map.remove(key);
+                }
+                1 => {
+                    map.insert(key.clone(), Value::Null);
+                }
+                _ => {}
+            }
+        }
+        map.insert("orderId".into(), json!("3023"));
+        map.insert("somethingNew".into(), json!({"x": 1}));
+        let out = read::<CustomerOrder>(order).unwrap();
+        assert_eq!(out["orderId"], json!(3023));
+        assert_eq!(out["somethingNew"], json!({"x": 1}), "extra fields pass through");
+        read::<CustomerOrder>(json!({})).unwrap();
     }
 
     fn assert_keys_kept(input: &Value, output: &Value, path: &str) {

@@ -1,6 +1,14 @@
 //! Constructors for the WIT `error` record, so plugins say what went wrong
 //! in one line.
 use crate::{Error, ErrorKind};
+use serde_json::Value;
+
+/// Where the WIT error's `message` ends and its structured details begin.
+/// The WIT record has no field for the rest of a vendor's error (every
+/// failing field of a validation error, Lagerkoll's `errorData`), so it
+/// travels after this marker as JSON; the host splits it off into the
+/// error's `details`. A control character, so no vendor text contains it.
+pub const DETAILS_MARKER: &str = "\u{1f}details:";
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
@@ -45,16 +53,27 @@ impl Error {
         self
     }
 
+    /// The vendor's structured error detail (null adds nothing), for the
+    /// caller to read as `details`.
+    pub fn with_details(mut self, details: Value) -> Self {
+        if !details.is_null() {
+            self.message = format!("{}{DETAILS_MARKER}{details}", self.message);
+        }
+        self
+    }
+
     pub fn with_retry_after_ms(mut self, ms: u64) -> Self {
         self.retry_after_ms = Some(ms);
         self
     }
 
     /// The usual mapping of an HTTP status to a kind, for vendors whose
-    /// statuses mean what HTTP says they mean.
+    /// statuses mean what HTTP says they mean. A vendor's 400/422 is
+    /// `vendor`: the request was sent and the vendor refused it, while
+    /// `invalid-input` means Spoke refused it and nothing was sent.
     pub fn kind_for_status(status: u16) -> ErrorKind {
         match status {
-            400 | 422 => ErrorKind::InvalidInput,
+            400 | 422 => ErrorKind::Vendor,
             401 => ErrorKind::Unauthorized,
             403 => ErrorKind::Forbidden,
             404 => ErrorKind::NotFound,

@@ -140,10 +140,11 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
-    /// Parse the body as JSON; an unparseable body is an `internal` error that
-    /// quotes the start of what arrived, never a silent default.
+    /// Parse the body as JSON, read liberally into `T` (see [`crate::read`]);
+    /// a body that is not JSON at all is an `internal` error that quotes the
+    /// start of what arrived, never a silent default.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.body).map_err(|e| {
+        serde_json::from_slice::<serde_json::Value>(&self.body).and_then(crate::read::lenient).map_err(|e| {
             let start: String = self.text().chars().take(120).collect();
             Error::new(
                 ErrorKind::Internal,

@@ -20,6 +20,7 @@ pub use bindings::{Error, Event, Guest, Manifest, Received};
 
 pub mod error;
 pub mod http;
+pub mod read;
 pub mod schema;
 pub mod webhook;
 

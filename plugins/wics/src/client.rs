@@ -24,11 +24,11 @@ pub fn send(request: Request) -> Result<Envelope, Error> {
     errors::check(&response)
 }
 
-/// Check a value against a typed model and give back what the model keeps
-/// (documented fields typed, others untouched).
-pub fn typed<T: DeserializeOwned + Serialize>(value: Value, what: &str) -> Result<Value, Error> {
-    let record: T = serde_json::from_value(value).map_err(|e| Error::internal(format!("WICS sent {what} that does not match the documented record: {e}")))?;
-    serde_json::to_value(record).map_err(|e| Error::internal(e.to_string()))
+/// A value read through a typed model (documented fields typed, others
+/// untouched); a record the model cannot take comes back as WICS sent it,
+/// never as an error (see `spoke_pdk::read::through`).
+pub fn typed<T: DeserializeOwned + Serialize>(value: Value, _what: &str) -> Result<Value, Error> {
+    Ok(spoke_pdk::read::through::<T>(value))
 }
 
 /// Names of the `{placeholders}` in a vendor path.

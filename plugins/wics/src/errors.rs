@@ -25,7 +25,7 @@ pub const FIRST_BLOCK_MS: u64 = 60_000;
 
 /// The envelope of a successful answer, or the error the answer means.
 pub fn check(resp: &Response) -> Result<Envelope, Error> {
-    let envelope: Option<Envelope> = serde_json::from_slice(&resp.body).ok();
+    let envelope: Option<Envelope> = serde_json::from_slice::<Value>(&resp.body).ok().filter(Value::is_object).and_then(|v| spoke_pdk::read::lenient(v).ok());
     match envelope {
         Some(env) if resp.is_success() && env.success != Some(false) => Ok(env),
         Some(env) => Err(error_from(resp, Some(&env))),
@@ -61,9 +61,13 @@ fn error_from(resp: &Response, env: Option<&Envelope>) -> Error {
         .and_then(|e| e.message.clone())
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| resp.text().chars().take(200).collect());
+    // The envelope's `data` of an error (a validation error's failing
+    // fields, say) reaches the caller whole, as the error's details.
+    let details = env.map(|e| e.data.clone()).unwrap_or(Value::Null);
     let mut error = Error::new(kind, format!("WICS answered {}: {}", resp.status, vendor_message.trim()))
         .with_status(resp.status)
-        .with_vendor_code(body_code.unwrap_or(resp.status).to_string());
+        .with_vendor_code(body_code.unwrap_or(resp.status).to_string())
+        .with_details(details);
     if kind == ErrorKind::RateLimited {
         error = error.with_retry_after_ms(resp.retry_after_ms().unwrap_or(FIRST_BLOCK_MS));
     }
@@ -95,7 +99,8 @@ mod tests {
             (403, ErrorKind::Forbidden),
             (404, ErrorKind::NotFound),
             (409, ErrorKind::Conflict),
-            (400, ErrorKind::InvalidInput),
+            (400, ErrorKind::Vendor),
+            (422, ErrorKind::Vendor),
             (500, ErrorKind::Vendor),
         ];
         for (status, kind) in cases {
@@ -106,6 +111,18 @@ mod tests {
             assert_eq!(err.vendor_code.as_deref(), Some(status.to_string().as_str()));
             assert_eq!(err.status, Some(status));
         }
+    }
+
+    #[test]
+    fn every_failing_field_of_a_validation_error_is_kept() {
+        let body = r#"{"code":422,"message":"Validation failed","success":false,"data":{"deliveryAddress.zipcode":["is required"],"lines.0.quantity":["must be above 0"]}}"#;
+        let err = check(&response(422, body, &[])).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Vendor, "the vendor refused it: something was sent");
+        let (text, details) = err.message.split_once(spoke_pdk::error::DETAILS_MARKER).expect("details");
+        assert!(text.contains("Validation failed"), "{text}");
+        let details: Value = serde_json::from_str(details).unwrap();
+        assert_eq!(details["deliveryAddress.zipcode"][0], "is required");
+        assert_eq!(details["lines.0.quantity"][0], "must be above 0");
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Ctx<'a> {
     pub now_ms: i64,
     pub page_size: usize,
     pub events: &'a mut Vec<(&'static str, Value)>,
+    /// See `Options::echo_created_leads`.
+    pub echo_created_leads: bool,
 }
 
 /// Which rate bucket an endpoint draws from: the endpoints the docs show
@@ -102,6 +104,12 @@ pub fn route(ctx: &mut Ctx, call: &Call) -> ApiResult {
         ["api", "v1", "leads", file] if get && file.ends_with(".json") => {
             let uuid = file.trim_end_matches(".json");
             let lead = ctx.data.leads.get(uuid).ok_or_else(|| not_found(format!("Lead {uuid} not found")))?;
+            if ctx.echo_created_leads {
+                let mut echo = ctx.data.lead_echoes.get(uuid).cloned().unwrap_or_else(|| json!({}));
+                echo["uuid"] = lead["uuid"].clone();
+                echo["status"] = lead["status"].clone();
+                return Ok(ok(json!({"sales_lead": echo})));
+            }
             Ok(ok(json!({"sales_lead": lead})))
         }
         ["api", "v1", "leads", uuid, "cancel.json"] if post => cancel_lead(ctx, uuid),
@@ -371,7 +379,13 @@ fn create_lead(ctx: &mut Ctx, body: &Value) -> ApiResult {
         "created_at": now,
         "modified_at": now,
     });
-    ctx.data.leads.insert(uuid, lead.clone());
+    ctx.data.leads.insert(uuid.clone(), lead.clone());
+    if ctx.echo_created_leads {
+        let mut echo = body.clone();
+        echo["uuid"] = json!(uuid);
+        ctx.data.lead_echoes.insert(uuid, echo.clone());
+        return Ok(ok(json!({"sales_lead": echo})));
+    }
     Ok(ok(json!({"sales_lead": lead})))
 }
 

@@ -53,6 +53,10 @@ pub struct Options {
     pub seed: bool,
     /// 0 picks a free port.
     pub port: u16,
+    /// Answer create-lead and get-lead with only what the caller sent (plus
+    /// the uuid and status): the docs do not promise the full record back,
+    /// and a connector must not depend on it.
+    pub echo_created_leads: bool,
 }
 
 impl Default for Options {
@@ -71,6 +75,7 @@ impl Default for Options {
             webhook_url: None,
             seed: true,
             port: 0,
+            echo_created_leads: false,
         }
     }
 }
@@ -319,7 +324,8 @@ async fn api_entry(AxumState(state): AxumState<Arc<State>>, method: Method, uri:
         }
         let call = api::Call { method: &method, segs: segs.clone(), query: util::decode_pairs(uri.query().unwrap_or("")), body: &body };
         let page_size = inner.opts.page_size.max(1);
-        let mut ctx = api::Ctx { data: &mut inner.data, now_ms: now, page_size, events: &mut events };
+        let echo_created_leads = inner.opts.echo_created_leads;
+        let mut ctx = api::Ctx { data: &mut inner.data, now_ms: now, page_size, events: &mut events, echo_created_leads };
         (api::route(&mut ctx, &call), limit_headers)
     };
     webhooks::emit(&state, events);

@@ -316,6 +316,8 @@ pub struct Data {
     pub stores: Vec<Value>,
     pub locator_stock: Vec<Value>,
     pub leads: BTreeMap<String, Value>,
+    /// What each lead's creator sent, for `Options::echo_created_leads`.
+    pub lead_echoes: BTreeMap<String, Value>,
     pub sales_orders: BTreeMap<i64, SalesOrder>,
     /// Store numbers of the account (update-store targets).
     pub account_stores: Vec<i64>,

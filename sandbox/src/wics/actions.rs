@@ -94,6 +94,7 @@ pub fn ship_order(state: &mut State, now_ms: i64, request: &Value) -> Result<Val
     });
     state.shipments.push(shipment.clone());
     let public = super::api::strip_serials(&shipment, "shippingLines");
+    let event = shipment_event(&public);
     state.emit("ORDERSTATUS", json!({
         "orderNr": order_nr, "orderReference": order["reference"], "statusCode": ORDER_SHIPPED.0, "statusDescription": ORDER_SHIPPED.1,
         "oldStatusCode": ORDER_CREATED.0, "oldStatusDescription": ORDER_CREATED.1,
@@ -104,8 +105,24 @@ pub fn ship_order(state: &mut State, now_ms: i64, request: &Value) -> Result<Val
         .map(|l| json!({"lineNumber": l["lineNumber"], "statusCode": "60", "statusDescription": "Afgehandeld, volledige levering", "oldStatusCode": "40", "oldStatusDescription": "In uitvoering"}))
         .collect();
     state.emit("PICKSLIPLINESTATUS", json!({"orderNr": order_nr, "orderReference": order["reference"], "lines": pickslip}));
-    state.emit("SHIPMENT", public.clone());
+    state.emit("SHIPMENT", event);
     Ok(public)
+}
+
+/// The SHIPMENT webhook body: exactly the documented example's fields. The
+/// API's shipment list also has `colloId` and `additionalReference`; the
+/// webhook does not, so a connector cannot lean on them. Metafields come
+/// back on the shipment lines (the docs list "Shipment lines" among the
+/// entities with metafields, not the shipment header): the header's
+/// `metaFields` is the example's empty string.
+fn shipment_event(shipment: &Value) -> Value {
+    let mut event = shipment.clone();
+    if let Some(map) = event.as_object_mut() {
+        map.remove("colloId");
+        map.remove("additionalReference");
+        map.insert("metaFields".into(), json!(""));
+    }
+    event
 }
 
 pub fn receive_announcement(state: &mut State, now_ms: i64, request: &Value) -> Result<Value, String> {
@@ -171,8 +188,18 @@ pub fn receive_announcement(state: &mut State, now_ms: i64, request: &Value) -> 
     });
     state.receipts.push(receipt.clone());
     let public = super::api::strip_serials(&receipt, "lines");
+    // The RECEIPT webhook body: the documented example's fields only.
     let mut event = public.clone();
     event["receiptDate"] = json!(now);
+    if let Some(map) = event.as_object_mut() {
+        map.remove("typeCode");
+        map.remove("typeDescription");
+    }
+    if let Some(lines) = event["lines"].as_array_mut() {
+        for line in lines.iter_mut().filter_map(Value::as_object_mut) {
+            line.remove("warehouseCode");
+        }
+    }
     state.emit("ANNOUNCEMENTSTATUS", json!({
         "announcementNr": announcement["number"].as_str().and_then(|n| n.parse::<i64>().ok()).unwrap_or(0),
         "reference": announcement["reference"],
