@@ -8,6 +8,7 @@ mod e2e;
 mod fixture;
 mod micro;
 mod stats;
+mod swap;
 
 use serde::Serialize;
 
@@ -64,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     step!("script and plugin reload", e2e::reloads(&fx));
     step!("rate budget under saturation", e2e::rate_budget(&fx));
     step!("webhook pipeline, sustained", e2e::pipeline(&fx));
+    step!("webhook latency during plugin swap", swap::webhook_during_swap(&fx));
     print(&rows);
     let out = fx.root.join("target/bench");
     std::fs::create_dir_all(&out)?;
