@@ -143,7 +143,7 @@ pub struct ServerLimits {
 
 impl Default for ServerLimits {
     fn default() -> Self {
-        ServerLimits { max_connections: 768, header_read_timeout_secs: 10.0, body_read_timeout_secs: 30.0, idle_timeout_secs: 60.0, shutdown_grace_secs: 5.0 }
+        ServerLimits { max_connections: 4096, header_read_timeout_secs: 10.0, body_read_timeout_secs: 30.0, idle_timeout_secs: 60.0, shutdown_grace_secs: 5.0 }
     }
 }
 
@@ -460,15 +460,18 @@ fn toml_error(text: &str, source: &str, e: &toml::de::Error) -> ConfigError {
         (false, false) => format!("{table}.{key}"),
     };
     // "invalid type: string \"hunter2\", expected ..." names the value: keep
-    // the kind of problem, drop everything quoted.
+    // the kind of problem, drop every quoted value. Backticks quote field
+    // names ("unknown field `x`"), except in type and value errors, where
+    // they quote a number that may be the secret.
     let raw = e.message().trim().replace('\n', " ");
+    let value_error = raw.starts_with("invalid type") || raw.starts_with("invalid value");
     let mut message = String::new();
     let mut quoted: Option<char> = None;
     for c in raw.chars() {
         match quoted {
             Some(q) if c == q => quoted = None,
             Some(_) => {}
-            None if c == '"' || c == '`' || c == '\'' => {
+            None if c == '"' || c == '\'' || (c == '`' && value_error) => {
                 quoted = Some(c);
                 message.push_str("(value not shown)");
             }
@@ -547,6 +550,7 @@ mod tests {
 
         let e = parse("[connectors.wics]\nplugin = \"wics\"\nbogus = 1\n").unwrap_err();
         assert_eq!(e.key, "connectors.wics.bogus", "{e}");
+        assert!(e.message.contains("`base_url`"), "names the fields it expects: {e}");
 
         let e = parse("[connectors.wics]\nplugin = \"wics\"\nrate_limits.x = { windows = [] }\n").unwrap_err();
         assert_eq!(e.key, "connectors.wics.rate_limits.x.windows");

@@ -116,17 +116,19 @@ impl TestHost {
 
 /// The full config text for a fragment, rooted in `dir`.
 pub fn config_text(dir: &Path, fragment: &str) -> String {
+    // The admin surface as an inline table among the top-level keys, so
+    // tests may still append top-level keys; a fragment with its own
+    // `[admin]` replaces it.
+    let admin = if fragment.contains("[admin]") { String::new() } else { format!("admin = {{ listen = \"127.0.0.1:0\", token = \"value:{ADMIN_TOKEN}\" }}\n") };
     let header = format!(
-        "plugins_dir = {:?}\nstore = {:?}\ncache_dir = {:?}\nlisten = \"127.0.0.1:0\"\n",
+        "plugins_dir = {:?}\nstore = {:?}\ncache_dir = {:?}\nlisten = \"127.0.0.1:0\"\n{admin}",
         plugins_dir().display().to_string(),
         dir.join("spoke.db").display().to_string(),
         cache_dir().display().to_string(),
     );
     // Top-level keys must precede tables: put the header first, and let a
-    // fragment that starts with `[limits]` follow it. The admin table goes
-    // last unless the fragment has its own.
-    let admin = if fragment.contains("[admin]") { String::new() } else { format!("\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"value:{ADMIN_TOKEN}\"\n") };
-    format!("{header}\n{fragment}\n{admin}")
+    // fragment that starts with `[limits]` follow it.
+    format!("{header}\n{fragment}\n")
 }
 
 /// The admin token every test host is configured with.

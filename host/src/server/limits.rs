@@ -8,7 +8,8 @@
 //!   `idle_timeout` is closed;
 //! - at most `max_connections` are open, lowered to fit the process's file
 //!   limit. At the cap the longest-idle connection is closed to make room
-//!   (idle sockets cannot lock out a vendor); if none is idle, the new
+//!   (idle sockets cannot lock out a vendor; "idle" means no request in
+//!   flight and quiet for a second); if none is idle, the new
 //!   connection is answered 503 and closed, before `accept` can fail with
 //!   EMFILE;
 //! - on stop, requests in flight get `shutdown_grace`, then are dropped.
@@ -30,6 +31,9 @@ use tokio::sync::{watch, Notify};
 /// File descriptors kept free for everything else the process opens (the
 /// store, plugin files, outbound HTTP, the other listener).
 const FD_RESERVE: usize = 160;
+
+/// At the cap, a connection quiet at least this long may be closed to make room.
+const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
 
 /// Connections being answered 503 at once; past it they are just closed.
 const MAX_SHEDDING: usize = 32;
@@ -80,7 +84,9 @@ impl Registry {
     /// different connection each time.
     fn evict_idle(&self) -> bool {
         let mut open = self.open.lock().unwrap();
-        let idle = open.iter().filter(|(_, c)| c.in_flight.load(Ordering::SeqCst) == 0).min_by_key(|(_, c)| c.last_active.load(Ordering::Relaxed)).map(|(id, _)| *id);
+        // A connection made a moment ago is a client about to speak.
+        let quiet_since = self.now().saturating_sub(EVICTABLE_AFTER.as_millis() as u64);
+        let idle = open.iter().filter(|(_, c)| c.in_flight.load(Ordering::SeqCst) == 0 && c.last_active.load(Ordering::Relaxed) <= quiet_since).min_by_key(|(_, c)| c.last_active.load(Ordering::Relaxed)).map(|(id, _)| *id);
         match idle.and_then(|id| open.remove(&id)) {
             Some(c) => {
                 c.close.notify_one();
