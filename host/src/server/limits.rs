@@ -1,7 +1,9 @@
 //! Serving a router with bounded resources. axum's own `serve` has no
 //! timeouts and no connection cap, so connections are driven here with
 //! hyper directly:
-//! - headers must arrive within `header_read_timeout` (hyper's timer);
+//! - headers must arrive within `header_read_timeout` of their first byte
+//!   (watched here: hyper's own timer also runs on idle keep-alive
+//!   connections, which then race with a client reusing them);
 //! - a body must arrive within `body_read_timeout` (the request body is
 //!   wrapped; a late body ends in an error the handler sees);
 //! - a connection with no request in flight and no traffic for
@@ -58,6 +60,9 @@ pub fn effective_cap(configured: usize) -> usize {
 struct Conn {
     /// Milliseconds since `epoch` of the last byte read or written.
     last_active: Arc<AtomicU64>,
+    /// 1 + milliseconds since `epoch` of the first byte of a request whose
+    /// headers are not complete yet; 0 when none is arriving.
+    head_started: Arc<AtomicU64>,
     in_flight: Arc<AtomicUsize>,
     close: Arc<Notify>,
 }
@@ -138,14 +143,14 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ServerLimits, 
             continue;
         }
         let id = registry.next_id.fetch_add(1, Ordering::Relaxed);
-        let conn = Conn { last_active: Arc::new(AtomicU64::new(registry.now())), in_flight: Arc::default(), close: Arc::new(Notify::new()) };
-        let (last_active, in_flight, close) = (conn.last_active.clone(), conn.in_flight.clone(), conn.close.clone());
+        let conn = Conn { last_active: Arc::new(AtomicU64::new(registry.now())), head_started: Arc::default(), in_flight: Arc::default(), close: Arc::new(Notify::new()) };
+        let watch = Watch { last_active: conn.last_active.clone(), head_started: conn.head_started.clone(), in_flight: conn.in_flight.clone(), close: conn.close.clone() };
         registry.open.lock().unwrap().insert(id, conn);
         let registered = Registered(registry.clone(), id);
         let (router, limits, stop, force, registry) = (router.clone(), limits.clone(), stop.clone(), force.clone(), registry.clone());
         tokio::spawn(async move {
             let _registered = registered;
-            connection(stream, router, &limits, stop, force, &registry, last_active, in_flight, close).await;
+            connection(stream, router, &limits, stop, force, &registry, watch).await;
         });
     }
     drop(listener);
@@ -185,25 +190,25 @@ fn shed(mut stream: TcpStream, registry: &Arc<Registry>) {
     });
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn connection(
-    stream: TcpStream,
-    router: Router,
-    limits: &ServerLimits,
-    mut stop: watch::Receiver<bool>,
-    mut force: watch::Receiver<bool>,
-    registry: &Arc<Registry>,
+/// A connection's shared counters, as its task and its socket see them.
+#[derive(Clone)]
+struct Watch {
     last_active: Arc<AtomicU64>,
+    head_started: Arc<AtomicU64>,
     in_flight: Arc<AtomicUsize>,
     close: Arc<Notify>,
-) {
+}
+
+async fn connection(stream: TcpStream, router: Router, limits: &ServerLimits, mut stop: watch::Receiver<bool>, mut force: watch::Receiver<bool>, registry: &Arc<Registry>, watch: Watch) {
     let _ = stream.set_nodelay(true);
-    let io = hyper_util::rt::TokioIo::new(Watched { inner: stream, last_active: last_active.clone(), registry: registry.clone() });
+    let io = hyper_util::rt::TokioIo::new(Watched { inner: stream, watch: watch.clone(), registry: registry.clone() });
     let body_timeout = limits.body_read_timeout();
-    let counter = in_flight.clone();
+    let counters = watch.clone();
     let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let router = router.clone();
-        let guard = InFlight::enter(counter.clone());
+        // The headers are complete: no longer arriving.
+        counters.head_started.store(0, Ordering::Relaxed);
+        let guard = InFlight::enter(counters.in_flight.clone());
         async move {
             let _guard = guard;
             let request = request.map(|body| with_deadline(Body::new(body), body_timeout));
@@ -213,12 +218,13 @@ async fn connection(
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout())
+        .header_read_timeout(None::<Duration>)
         .keep_alive(true)
         .serve_connection(io, service);
     tokio::pin!(conn);
-    let idle = limits.idle_timeout();
-    let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)));
+    let (idle, header) = (limits.idle_timeout(), limits.header_read_timeout());
+    let mut tick = tokio::time::interval((idle.min(header) / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)));
+    let Watch { last_active, head_started, in_flight, close } = watch;
     let mut stopping = false;
     loop {
         tokio::select! {
@@ -230,9 +236,16 @@ async fn connection(
                 conn.as_mut().graceful_shutdown();
             }
             _ = tick.tick() => {
-                let quiet = Duration::from_millis(registry.now().saturating_sub(last_active.load(Ordering::Relaxed)));
-                if in_flight.load(Ordering::SeqCst) == 0 && quiet >= idle {
-                    return;
+                if in_flight.load(Ordering::SeqCst) > 0 {
+                    continue;
+                }
+                let now = registry.now();
+                let since = |ms: u64| Duration::from_millis(now.saturating_sub(ms));
+                match head_started.load(Ordering::Relaxed) {
+                    0 if since(last_active.load(Ordering::Relaxed)) >= idle => return,
+                    0 => {}
+                    started if since(started - 1) >= header => return,
+                    _ => {}
                 }
             }
         }
@@ -283,16 +296,17 @@ fn with_deadline(body: Body, timeout: Duration) -> Body {
     Body::from_stream(timed)
 }
 
-/// A socket that notes when bytes last moved, for the idle timeout.
+/// A socket that notes when bytes last moved (the idle timeout) and when
+/// a request's first byte came (the header timeout).
 struct Watched {
     inner: TcpStream,
-    last_active: Arc<AtomicU64>,
+    watch: Watch,
     registry: Arc<Registry>,
 }
 
 impl Watched {
     fn touch(&self) {
-        self.last_active.store(self.registry.now(), Ordering::Relaxed);
+        self.watch.last_active.store(self.registry.now(), Ordering::Relaxed);
     }
 }
 
@@ -302,6 +316,9 @@ impl AsyncRead for Watched {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.touch();
+            if self.watch.in_flight.load(Ordering::SeqCst) == 0 && self.watch.head_started.load(Ordering::Relaxed) == 0 {
+                self.watch.head_started.store(self.registry.now() + 1, Ordering::Relaxed);
+            }
         }
         r
     }
