@@ -3,6 +3,7 @@
 //! limits — guest execution time (epochs), memory (a store limiter) — so a
 //! plugin that loops, bloats or traps fails its own call and nothing else.
 pub mod cache;
+mod compile;
 pub mod guard;
 pub mod swap;
 pub mod v0_1_0;
@@ -160,15 +161,16 @@ impl Runtime {
     }
 
     /// Load one component: compile (or map from cache), link, describe.
-    /// Reading, hashing and compiling run on a blocking thread: a compile
-    /// takes seconds, and the async workers keep answering webhooks meanwhile.
+    /// Reading, hashing and compiling run off the async workers (a blocking
+    /// thread, then the low-priority compile pool of `compile.rs`): a
+    /// compile takes seconds, and webhooks keep their latency meanwhile.
     pub async fn load(&self, path: &Path) -> Result<Plugin> {
         let started = Instant::now();
         let (engine, cache, file) = (self.engine.clone(), self.cache.clone(), path.to_path_buf());
         let (hash, component, source) = tokio::task::spawn_blocking(move || -> Result<_> {
             let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
-            let (component, source) = cache.load(&engine, &wasm).with_context(|| format!("compiling {}", file.display()))?;
+            let (component, source) = compile::run(|| cache.load(&engine, &wasm)).with_context(|| format!("compiling {}", file.display()))?;
             Ok((hash, component, source))
         })
         .await
