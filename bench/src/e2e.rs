@@ -7,7 +7,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn variant(wasm: &[u8], n: u32) -> Vec<u8> {
+pub fn variant(wasm: &[u8], n: u32) -> Vec<u8> {
     // A custom section at the end: a different file, the same component.
     let name = b"spoke-bench-variant";
     let mut section = vec![name.len() as u8];

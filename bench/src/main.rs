@@ -9,6 +9,7 @@ mod e2e;
 mod fixture;
 mod micro;
 mod stats;
+mod swap;
 
 use serde::Serialize;
 
@@ -70,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
     step!("rate budget per request", budget::ledger_cost(&fx));
     step!("rate budget across processes", budget::four_processes(&fx));
     step!("webhook pipeline, sustained", e2e::pipeline(&fx));
+    step!("webhook latency during plugin swap", swap::webhook_during_swap(&fx));
     print(&rows);
     let out = fx.root.join("target/bench");
     std::fs::create_dir_all(&out)?;

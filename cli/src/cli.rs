@@ -195,7 +195,7 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         match dispatch(cli).await {
             Ok(code) => code,
             Err(e) => {
@@ -203,7 +203,11 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // A script run or load still on a blocking thread must not keep the
+    // process alive after a stop: give it a moment, then leave.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }
 
 fn init_tracing(filter: &str) {

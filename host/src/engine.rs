@@ -25,7 +25,7 @@ use crate::script::Scripts;
 use crate::store::{now_ms, Committed, DeliveryRecord, Incoming};
 use crate::webhook::Committer;
 use crate::{Config, Event, Host};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -34,16 +34,27 @@ use tokio::task::JoinHandle;
 /// How long [`Engine::shutdown`] lets each part finish what it is doing.
 pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
 
+/// Where the engine's host comes from.
+enum Source {
+    Config(Config),
+    Host(Arc<Host>),
+}
+
 pub struct EngineBuilder {
-    config: Config,
+    source: Source,
     setups: Vec<ScriptSetup>,
     sources: Vec<(String, Vec<String>)>,
     subscribers: Vec<Arc<dyn Subscriber>>,
     listener: Option<tokio::net::TcpListener>,
+    admin: Option<tokio::net::TcpListener>,
     watch: bool,
 }
 
 impl EngineBuilder {
+    fn new(source: Source) -> EngineBuilder {
+        EngineBuilder { source, setups: Vec::new(), sources: Vec::new(), subscribers: Vec::new(), listener: None, admin: None, watch: true }
+    }
+
     /// Register native functions, modules or types for scripts:
     /// `|e| { e.register_fn("vat", |x: f64| x * 1.21); }`. Applied to every
     /// script engine Spoke builds, including after plugin swaps.
@@ -75,9 +86,17 @@ impl EngineBuilder {
         self
     }
 
-    /// Serve webhook ingress and script triggers on this listener.
+    /// Serve the public surface (webhook ingress, bare liveness) on this
+    /// listener, with the server limits of the config.
     pub fn serve_on(mut self, listener: tokio::net::TcpListener) -> Self {
         self.listener = Some(listener);
+        self
+    }
+
+    /// Serve the admin surface (script triggers, detailed health) on this
+    /// listener; the config must name an admin token (docs/security.md).
+    pub fn admin_on(mut self, listener: tokio::net::TcpListener) -> Self {
+        self.admin = Some(listener);
         self
     }
 
@@ -88,7 +107,10 @@ impl EngineBuilder {
     }
 
     pub async fn start(self) -> Result<Engine> {
-        let host = Arc::new(Host::start(self.config).await?);
+        let host = match self.source {
+            Source::Config(config) => Arc::new(Host::start(config).await?),
+            Source::Host(host) => host,
+        };
         for s in self.setups {
             host.extensions().add_script_setup(s);
         }
@@ -99,21 +121,39 @@ impl EngineBuilder {
         for s in self.subscribers {
             host.dispatcher().subscribe(s);
         }
+        let gate = match &self.admin {
+            Some(l) => {
+                let token = host.config().admin.token.clone().ok_or_else(|| anyhow::anyhow!("an admin listener needs admin.token in the config"))?;
+                Some(crate::server::admin::Gate::new(token, l.local_addr()?, &host.config().admin.allowed_hosts))
+            }
+            None => None,
+        };
         let scripts = Scripts::start(host.clone()).await;
-        let watcher = if self.watch { Some(scripts.watch()?) } else { None };
+        let watcher = if self.watch {
+            let w = scripts.watch()?;
+            tracing::info!("watching {} for scripts and {} for plugins", scripts.dir().display(), host.config().plugins_dir.display());
+            Some(w)
+        } else {
+            None
+        };
         let (stop, stopping) = watch::channel(false);
         let dispatch = tokio::spawn(host.dispatcher().clone().run(wait_true(stopping.clone())));
-        let (server, local_addr) = match self.listener {
-            Some(listener) => {
-                let addr = listener.local_addr()?;
-                let router = crate::server::router_with_scripts(host.clone(), scripts.clone());
-                let stop = wait_true(stopping);
-                (Some(tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop).await.map_err(anyhow::Error::from) })), Some(addr))
-            }
-            None => (None, None),
-        };
+        let server_limits = host.config().server.clone();
+        let mut surfaces = Vec::new();
+        let mut local_addr = None;
+        if let Some(listener) = self.listener {
+            let addr = listener.local_addr()?;
+            tracing::info!("spoke listening on http://{addr} (webhooks)");
+            local_addr = Some(addr);
+            surfaces.push(("the public listener", tokio::spawn(crate::server::limits::serve(listener, crate::server::router(host.clone()), server_limits.clone(), stopping.clone()))));
+        }
+        if let (Some(listener), Some(gate)) = (self.admin, gate) {
+            tracing::info!("admin surface on http://{} (bearer token required)", listener.local_addr()?);
+            let router = crate::server::admin::router(host.clone(), scripts.clone(), gate);
+            surfaces.push(("the admin listener", tokio::spawn(crate::server::limits::serve(listener, router, server_limits, stopping.clone()))));
+        }
         let committer = Committer::start(host.store().clone());
-        Ok(Engine { host, scripts, committer, stop, dispatch, server, local_addr, _watcher: watcher })
+        Ok(Engine { host, scripts, committer, stop, dispatch, surfaces, local_addr, _watcher: watcher })
     }
 }
 
@@ -125,14 +165,20 @@ pub struct Engine {
     committer: Committer,
     stop: watch::Sender<bool>,
     dispatch: JoinHandle<()>,
-    server: Option<JoinHandle<Result<()>>>,
+    /// Listeners being served, by what they are (for the shutdown error).
+    surfaces: Vec<(&'static str, JoinHandle<()>)>,
     local_addr: Option<std::net::SocketAddr>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl Engine {
     pub fn builder(config: Config) -> EngineBuilder {
-        EngineBuilder { config, setups: Vec::new(), sources: Vec::new(), subscribers: Vec::new(), listener: None, watch: true }
+        EngineBuilder::new(Source::Config(config))
+    }
+
+    /// An engine around a host already started (what `spoke run` does).
+    pub fn around(host: Arc<Host>) -> EngineBuilder {
+        EngineBuilder::new(Source::Host(host))
     }
 
     pub fn host(&self) -> &Arc<Host> {
@@ -184,10 +230,13 @@ impl Engine {
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(true);
         let mut late = Vec::new();
-        if let Some(server) = self.server {
-            match tokio::time::timeout(SHUTDOWN_BOUND, server).await {
-                Ok(r) => r.context("the HTTP server task")??,
-                Err(_) => late.push("the HTTP server"),
+        // The listeners drain within their own grace period (server limits);
+        // the bound here is the backstop.
+        for (what, task) in self.surfaces {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_BOUND, task).await.is_err() {
+                abort.abort();
+                late.push(what);
             }
         }
         let abort = self.dispatch.abort_handle();
@@ -196,6 +245,7 @@ impl Engine {
             late.push("the dispatcher");
         }
         anyhow::ensure!(late.is_empty(), "{} did not stop within {:?}", late.join(" and "), SHUTDOWN_BOUND);
+        tracing::info!("spoke stopped");
         Ok(())
     }
 }

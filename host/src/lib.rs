@@ -66,7 +66,14 @@ impl Host {
         install_tls();
         let runtime = Runtime::new(
             &config.cache_dir,
-            EngineLimits { memory_bytes: (config.limits.memory_mib as usize) << 20, call_timeout: config.limits.call_timeout(), max_instances: 256 },
+            EngineLimits {
+                memory_bytes: (config.limits.memory_mib as usize) << 20,
+                call_timeout: config.limits.call_timeout(),
+                call_deadline: config.limits.call_deadline(),
+                max_instances: EngineLimits::pool_size(config.limits.max_concurrent_calls, config.connectors.len()),
+                per_connector_calls: config.limits.max_concurrent_calls,
+                call_queue: config.limits.call_queue(),
+            },
         )?;
         let store: Arc<dyn store::Store> = Arc::new(store::SqliteStore::open(&config.store)?);
         let http = reqwest::Client::builder()
@@ -178,7 +185,13 @@ impl Host {
         let mut rebound = Vec::new();
         for (cname, c) in &self.config.connectors {
             if c.plugin == name {
-                rebound.push((cname.clone(), Arc::new(Binding::new(c, plugin.clone(), self.shared.clone())?)));
+                let binding = Arc::new(Binding::new(c, plugin.clone(), self.shared.clone())?);
+                if let Some(old) = self.bindings.read().unwrap().get(cname) {
+                    if let Some(why) = plugin::swap::refusal(old, &binding) {
+                        anyhow::bail!("{why}");
+                    }
+                }
+                rebound.push((cname.clone(), binding));
             }
         }
         let mut bindings = self.bindings.write().unwrap();

@@ -19,11 +19,16 @@ pub struct ScriptLimits {
     pub max_map_len: usize,
     /// Wall-clock bound of one run, vendor calls included.
     pub max_run_secs: f64,
+    /// Wall-clock bound of loading a script (its top level), so one slow
+    /// file never holds up the others or a shutdown.
+    pub max_load_secs: f64,
+    /// Memory one load or run may hold, all its values together.
+    pub max_memory_mib: u32,
 }
 
 impl Default for ScriptLimits {
     fn default() -> Self {
-        ScriptLimits { max_operations: 50_000_000, max_call_levels: 48, max_string_bytes: 1 << 20, max_array_len: 100_000, max_map_len: 100_000, max_run_secs: 300.0 }
+        ScriptLimits { max_operations: 50_000_000, max_call_levels: 48, max_string_bytes: 1 << 20, max_array_len: 100_000, max_map_len: 100_000, max_run_secs: 300.0, max_load_secs: 10.0, max_memory_mib: 256 }
     }
 }
 
@@ -57,8 +62,11 @@ fn error_value(e: &CallError, connector: &str, operation: &str) -> Dynamic {
 }
 
 /// Build an engine with the whole API for the host's current connectors.
-pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::Handle) -> Engine {
+pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::Handle, dir: &std::path::Path) -> Engine {
     let mut engine = Engine::new();
+    // A script's code is its file: no eval, imports only from its folder.
+    engine.disable_symbol("eval");
+    engine.set_module_resolver(super::sandbox::ConfinedResolver::new(dir.to_path_buf()));
     engine
         .set_max_operations(limits.max_operations)
         .set_max_call_levels(limits.max_call_levels)
@@ -66,7 +74,13 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
         .set_max_array_size(limits.max_array_len)
         .set_max_map_size(limits.max_map_len)
         .set_max_expr_depths(128, 64);
-    engine.on_progress(|_| context::past_deadline().then(|| Dynamic::from("the run exceeded its wall-clock bound")));
+    let max_memory = i64::from(limits.max_memory_mib) << 20;
+    engine.on_progress(move |_| {
+        if let Some(why) = context::past_deadline() {
+            return Some(Dynamic::from(why));
+        }
+        (context::memory_held() > max_memory).then(|| Dynamic::from(format!("the script holds more than {} MiB (scripts.max_memory_mib)", max_memory >> 20)))
+    });
     engine.on_print(|text| tracing::info!(target: "spoke::script", script = %context::script_name(), "{text}"));
     engine.on_debug(|text, _, pos| tracing::debug!(target: "spoke::script", script = %context::script_name(), line = pos.line().unwrap_or(0), "{text}"));
 
@@ -99,6 +113,12 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
     // Triggers, registered while the script loads.
     engine.register_fn("on", |connector: ImmutableString, topic: ImmutableString, function: ImmutableString| -> Result<(), Box<EvalAltResult>> {
         context::with_load(|l: &mut LoadCtx| l.on(connector.as_str(), topic.as_str(), function.as_str()))
+    });
+    engine.register_fn("expose", |function: ImmutableString| -> Result<(), Box<EvalAltResult>> {
+        context::with_load(|l: &mut LoadCtx| {
+            l.exposed.push(function.to_string());
+            Ok(())
+        })
     });
     engine.register_fn("every", |spec: ImmutableString, function: ImmutableString| -> Result<(), Box<EvalAltResult>> {
         context::with_load(|l: &mut LoadCtx| l.every(spec.as_str(), function.as_str()))

@@ -8,6 +8,7 @@
 //! (file:line) in the log and in `spoke scripts`.
 pub mod api;
 mod context;
+pub mod sandbox;
 pub mod schedule;
 mod watch;
 
@@ -52,6 +53,8 @@ pub struct Script {
     pub version: i64,
     pub ast: AST,
     pub triggers: Vec<Trigger>,
+    /// Functions callable over the admin surface (`expose("fn")`); no other.
+    pub exposed: Vec<String>,
     source_hash: u64,
 }
 
@@ -85,6 +88,9 @@ pub struct Scripts {
     loaded: RwLock<BTreeMap<String, Arc<Script>>>,
     errors: RwLock<BTreeMap<String, String>>,
     schedules: Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
+    /// One reload at a time per script; different scripts reload in parallel,
+    /// so a slow file never holds up another.
+    reloading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     me: Weak<Scripts>,
 }
 
@@ -105,7 +111,7 @@ impl Scripts {
     fn new(host: Arc<Host>, dir: PathBuf) -> Arc<Scripts> {
         let handle = tokio::runtime::Handle::current();
         let limits = host.config().scripts.clone();
-        let engine = Arc::new(api::engine(&host, &limits, handle.clone()));
+        let engine = Arc::new(api::engine(&host, &limits, handle.clone(), &dir));
         Arc::new_cyclic(|me| Scripts {
             host,
             handle,
@@ -115,6 +121,7 @@ impl Scripts {
             loaded: Default::default(),
             errors: Default::default(),
             schedules: Default::default(),
+            reloading: Default::default(),
             me: me.clone(),
         })
     }
@@ -125,9 +132,9 @@ impl Scripts {
         let scripts = Scripts::new(host, dir.clone());
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
         paths.sort();
-        for p in paths.into_iter().filter(|p| script_name(p).is_some()) {
-            scripts.reload(&p).await;
-        }
+        // In parallel: each load is bounded, and none waits for another.
+        let paths: Vec<PathBuf> = paths.into_iter().filter(|p| script_name(p).is_some()).collect();
+        futures::future::join_all(paths.iter().map(|p| scripts.reload(p))).await;
         scripts
     }
 
@@ -165,7 +172,7 @@ impl Scripts {
 
     /// Rebuild the engine after a plugin swap changed the operations.
     pub fn refresh_engine(&self) {
-        *self.engine.write().unwrap() = Arc::new(api::engine(&self.host, &self.limits, self.handle.clone()));
+        *self.engine.write().unwrap() = Arc::new(api::engine(&self.host, &self.limits, self.handle.clone(), &self.dir));
     }
 
     fn connectors(&self) -> Vec<(String, Vec<String>)> {
@@ -179,6 +186,8 @@ impl Scripts {
     /// Returns whether a new version was installed.
     pub async fn reload(&self, path: &Path) -> bool {
         let Some(name) = script_name(path) else { return false };
+        let lock = self.reloading.lock().unwrap().entry(name.clone()).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(_) if !path.exists() => {
@@ -198,7 +207,8 @@ impl Scripts {
         let connectors = self.connectors();
         let (n, p) = (name.clone(), path.to_path_buf());
         let version = previous.as_ref().map(|s| s.version).unwrap_or_else(|| self.stored_version(&name)) + 1;
-        let compiled = tokio::task::spawn_blocking(move || compile(&engine, &n, &p, &text, version, connectors)).await;
+        let max_load = self.limits.max_load_secs;
+        let compiled = tokio::task::spawn_blocking(move || compile(&engine, &n, &p, &text, version, connectors, max_load)).await;
         match compiled {
             Ok(Ok(script)) => {
                 self.install(Arc::new(script));
@@ -339,11 +349,12 @@ fn subscriber_name(script: &str, function: &str) -> String {
     format!("script:{script}:{function}")
 }
 
-fn compile(engine: &Engine, name: &str, path: &Path, text: &str, version: i64, connectors: Vec<(String, Vec<String>)>) -> Result<Script, String> {
+fn compile(engine: &Engine, name: &str, path: &Path, text: &str, version: i64, connectors: Vec<(String, Vec<String>)>, max_load_secs: f64) -> Result<Script, String> {
     let file = path.display().to_string();
     let mut ast = engine.compile(text).map_err(|e| format!("{file}:{}: syntax error: {}", e.1.line().unwrap_or(0), e.0))?;
     ast.set_source(file.as_str());
-    context::begin_load(name, context::LoadCtx { triggers: Vec::new(), connectors });
+    let deadline = Instant::now() + Duration::from_secs_f64(max_load_secs);
+    context::begin_load(name, context::LoadCtx { triggers: Vec::new(), exposed: Vec::new(), connectors }, deadline, max_load_secs);
     let result = engine.run_ast_with_scope(&mut Scope::new(), &ast);
     let ctx = context::end_load().expect("load context");
     if let Err(e) = result {
@@ -356,7 +367,12 @@ fn compile(engine: &Engine, name: &str, path: &Path, text: &str, version: i64, c
             return Err(format!("{file}: {} names function {f:?}, which this script does not define", t.describe()));
         }
     }
-    Ok(Script { name: name.into(), path: path.into(), version, ast, triggers: ctx.triggers, source_hash: hash(text) })
+    for f in &ctx.exposed {
+        if !ast.iter_functions().any(|d| d.name == f) {
+            return Err(format!("{file}: expose({f:?}) names a function this script does not define"));
+        }
+    }
+    Ok(Script { name: name.into(), path: path.into(), version, ast, triggers: ctx.triggers, exposed: ctx.exposed, source_hash: hash(text) })
 }
 
 /// Message, file:line and transience of a script error.
@@ -384,7 +400,7 @@ fn explain(err: &EvalAltResult, file: &str) -> (String, Option<String>, bool) {
             (message, location, transient)
         }
         EvalAltResult::ErrorRuntime(value, _) => (value.to_string(), location, false),
-        EvalAltResult::ErrorTerminated(_, _) => ("stopped: the run exceeded its wall-clock bound".into(), location, false),
+        EvalAltResult::ErrorTerminated(why, _) => (format!("stopped: {why}"), location, false),
         EvalAltResult::ErrorTooManyOperations(_) => ("stopped: the run exceeded its operation limit".into(), location, false),
         other => {
             let text = other.to_string();
