@@ -6,6 +6,7 @@
 //! (a word of a step's name, e.g. `pipeline`) runs one step, for profiling.
 mod e2e;
 mod fixture;
+mod flood;
 mod micro;
 mod stats;
 
@@ -64,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     step!("script and plugin reload", e2e::reloads(&fx));
     step!("rate budget under saturation", e2e::rate_budget(&fx));
     step!("webhook pipeline, sustained", e2e::pipeline(&fx));
+    step!("ingest under a refusal flood", flood::refusal_flood(&fx));
     print(&rows);
     let out = fx.root.join("target/bench");
     std::fs::create_dir_all(&out)?;
