@@ -7,6 +7,7 @@
 mod budget;
 mod e2e;
 mod fixture;
+mod flood;
 mod micro;
 mod stats;
 mod swap;
@@ -72,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
     step!("rate budget across processes", budget::four_processes(&fx));
     step!("webhook pipeline, sustained", e2e::pipeline(&fx));
     step!("webhook latency during plugin swap", swap::webhook_during_swap(&fx));
+    step!("ingest under a refusal flood", flood::refusal_flood(&fx));
     print(&rows);
     let out = fx.root.join("target/bench");
     std::fs::create_dir_all(&out)?;

@@ -155,7 +155,8 @@ pub enum EventsCommand {
         connector: Option<String>,
         #[arg(long)]
         topic: Option<String>,
-        /// pending, delivered, dead or unrouted.
+        /// waiting (not yet matched to subscribers, or held for one that is
+        /// briefly absent), pending, delivered, dead or unrouted.
         #[arg(long)]
         status: Option<String>,
         #[arg(long, default_value_t = 50)]
@@ -300,9 +301,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scripts => {
             let store = open_store(&cli.config)?;
             for s in spoke::store::Store::scripts(&store)? {
-                println!("{} (version {}, loaded {})", s.name, s.version, time(s.loaded_at));
-                for t in s.triggers.as_array().into_iter().flatten() {
+                match s.removed_at {
+                    Some(at) => println!("{} (removed {}; was version {})", s.name, time(at), s.version),
+                    None => println!("{} (version {}, loaded {})", s.name, s.version, time(s.loaded_at)),
+                }
+                for t in s.triggers.as_array().into_iter().flatten().filter(|_| s.removed_at.is_none()) {
                     println!("  trigger: {}", t.as_str().unwrap_or_default());
+                }
+                if let Some(c) = &s.trigger_change {
+                    let list = |k: &str| c[k].as_array().map(|a| a.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>().join("; ")).unwrap_or_default();
+                    let at = c["at"].as_i64().map(time).unwrap_or_default();
+                    println!("  triggers changed in version {} ({at}): added [{}], removed [{}]", c["version"], list("added"), list("removed"));
                 }
                 if let Some(r) = &s.last_run {
                     println!("  last run: #{} {} {} -> {}", r.id, time(r.started_at), r.function, r.outcome.as_deref().unwrap_or("running"));

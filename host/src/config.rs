@@ -221,11 +221,88 @@ pub struct Dispatch {
     pub max_attempts: u32,
     pub first_backoff_secs: f64,
     pub max_backoff_secs: f64,
+    /// How long events wait for a subscription that vanished (a script file
+    /// deleted, emptied or rewritten without a trigger) to come back before
+    /// they are routed to the subscribers present.
+    pub absent_hold_secs: f64,
 }
 
 impl Default for Dispatch {
     fn default() -> Self {
-        Dispatch { max_attempts: 8, first_backoff_secs: 1.0, max_backoff_secs: 300.0 }
+        Dispatch { max_attempts: 8, first_backoff_secs: 1.0, max_backoff_secs: 300.0, absent_hold_secs: 60.0 }
+    }
+}
+
+/// How long the store keeps what it no longer needs, from `[retention]`.
+/// Ages bound a quiet host; row caps bound a busy (or flooded) one. Nothing
+/// still owed to a subscriber (a pending dispatch, a running run) is pruned.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Accepted and duplicate webhook requests, with their bodies.
+    pub deliveries_days: f64,
+    pub max_deliveries: u64,
+    /// Refused webhook requests.
+    pub refusals_days: f64,
+    pub max_refusals: u64,
+    /// Bytes of a refused body kept (none for unknown connectors).
+    pub refusal_body_bytes: usize,
+    /// Events whose dispatches are all settled, with their dispatch
+    /// state and attempts log.
+    pub events_days: f64,
+    /// Dead-lettered events (kept longer, for `spoke events replay`).
+    pub dead_days: f64,
+    /// Script runs that ended.
+    pub runs_days: f64,
+    pub max_runs: u64,
+    /// `step()` records whose run ended. At least the dedupe retention
+    /// (3 days): a vendor redelivery must still find its steps.
+    pub steps_days: f64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            deliveries_days: 7.0,
+            max_deliveries: 200_000,
+            refusals_days: 7.0,
+            max_refusals: 10_000,
+            refusal_body_bytes: 4096,
+            events_days: 30.0,
+            dead_days: 90.0,
+            runs_days: 14.0,
+            max_runs: 200_000,
+            steps_days: 30.0,
+        }
+    }
+}
+
+impl Retention {
+    pub fn ms(days: f64) -> i64 {
+        (days * 86_400_000.0) as i64
+    }
+}
+
+/// Quotas on what plugins and scripts may write, from `[quotas]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quotas {
+    /// Keys one connector may hold in `kv`.
+    pub kv_max_keys: u64,
+    /// Bytes (keys plus values) one connector may hold in `kv`.
+    pub kv_max_bytes: u64,
+    /// Log lines per second per plugin connector and per script; lines
+    /// beyond it are counted and reported, not written.
+    pub log_lines_per_sec: f64,
+    /// Lines a source may write at once above the rate.
+    pub log_burst: u32,
+    /// Longest log line written; the rest is counted, not written.
+    pub log_line_bytes: usize,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas { kv_max_keys: 10_000, kv_max_bytes: 16 << 20, log_lines_per_sec: 100.0, log_burst: 500, log_line_bytes: 4096 }
     }
 }
 
@@ -255,6 +332,9 @@ struct RawConfig {
     #[serde(default)]
     server: ServerLimits,
     admin: Option<RawAdmin>,
+    retention: Retention,
+    #[serde(default)]
+    quotas: Quotas,
     #[serde(default)]
     connectors: BTreeMap<String, RawConnector>,
     #[serde(default)]
@@ -290,6 +370,8 @@ pub struct Config {
     pub scripts: crate::script::ScriptLimits,
     pub server: ServerLimits,
     pub admin: AdminConfig,
+    pub retention: Retention,
+    pub quotas: Quotas,
     pub connectors: BTreeMap<String, ConnectorConfig>,
     pub subscribers: BTreeMap<String, SubscriberConfig>,
 }
@@ -364,6 +446,14 @@ impl Config {
         if raw.dispatch.max_attempts < 1 {
             return Err(err("dispatch.max_attempts".into(), "must be at least 1".into()));
         }
+        if !(raw.dispatch.absent_hold_secs.is_finite() && raw.dispatch.absent_hold_secs >= 0.0) {
+            return Err(err("dispatch.absent_hold_secs".into(), "expected seconds, 0 or more".into()));
+        }
+        check_retention(&raw.retention).map_err(|(k, m)| err(format!("retention.{k}"), m))?;
+        let q = &raw.quotas;
+        if q.kv_max_keys < 1 || q.kv_max_bytes < 1 || q.log_line_bytes < 1 || q.log_burst < 1 || !(q.log_lines_per_sec > 0.0) {
+            return Err(err("quotas".into(), "every quota must be greater than 0".into()));
+        }
         for (name, sub) in &raw.subscribers {
             if url::Url::parse(&sub.url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
                 return Err(err(format!("subscribers.{name}.url"), format!("expected an http(s) URL, got {:?}", sub.url)));
@@ -420,6 +510,8 @@ impl Config {
             scripts: raw.scripts,
             server: raw.server,
             admin,
+            retention: raw.retention,
+            quotas: raw.quotas,
             connectors,
             subscribers: raw.subscribers,
         })
@@ -480,6 +572,32 @@ fn toml_error(text: &str, source: &str, e: &toml::de::Error) -> ConfigError {
     }
     let at = line_no.map(|n| format!(" (line {})", n + 1)).unwrap_or_default();
     ConfigError { file: source.to_string(), key: full_key, message: format!("{message}{at}") }
+}
+
+fn check_retention(r: &Retention) -> Result<(), (&'static str, String)> {
+    let days = [
+        ("deliveries_days", r.deliveries_days),
+        ("refusals_days", r.refusals_days),
+        ("events_days", r.events_days),
+        ("dead_days", r.dead_days),
+        ("runs_days", r.runs_days),
+        ("steps_days", r.steps_days),
+    ];
+    for (key, d) in days {
+        if !(d.is_finite() && d > 0.0) {
+            return Err((key, format!("expected a number of days above 0, got {d}")));
+        }
+    }
+    let min_steps = crate::store::DEDUPE_RETENTION_MS as f64 / 86_400_000.0;
+    if r.steps_days < min_steps {
+        return Err(("steps_days", format!("must be at least {min_steps} (the dedupe retention), or a vendor redelivery would repeat steps; got {}", r.steps_days)));
+    }
+    for (key, n) in [("max_deliveries", r.max_deliveries), ("max_refusals", r.max_refusals), ("max_runs", r.max_runs)] {
+        if n < 1 {
+            return Err((key, "must be at least 1".into()));
+        }
+    }
+    Ok(())
 }
 
 fn is_identifier(name: &str) -> bool {

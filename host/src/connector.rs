@@ -18,6 +18,9 @@ pub struct Shared {
     pub limits: Limits,
     pub limiter: Limiter,
     pub config_source: String,
+    pub quotas: crate::config::Quotas,
+    /// Log quotas of every plugin connector and script.
+    pub logs: Arc<crate::log_budget::LogBudget>,
 }
 
 pub struct Binding {

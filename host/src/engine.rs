@@ -210,13 +210,8 @@ impl Engine {
         );
         let body = serde_json::to_vec(&events)?;
         let delivery = DeliveryRecord { connector: source.to_string(), received_at: now_ms(), headers: vec![("x-spoke-source".into(), "publish".into())], body };
-        let events = events
-            .into_iter()
-            .map(|e| {
-                let subs = self.host.dispatcher().subscribers_for(source, &e.topic);
-                (e, subs)
-            })
-            .collect();
+        // Routed when dispatched, like webhook events: a subscriber that
+        // is reloading still gets them.
         let committed = self.committer.commit(Incoming { delivery, events }).await.map_err(|e| anyhow::anyhow!("publishing to {source}: {e}"))?;
         if committed.new_events > 0 {
             self.host.dispatcher().notify();

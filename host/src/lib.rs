@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod extend;
 pub mod imports;
+pub mod log_budget;
 pub mod manifest;
 pub mod plugin;
 pub mod rate_limit;
@@ -56,6 +57,7 @@ pub struct Host {
     bindings: RwLock<BTreeMap<String, Arc<Binding>>>,
     dispatcher: Arc<dispatch::Dispatcher>,
     extensions: extend::Extensions,
+    refusals: webhook::RefusalLog,
 }
 
 impl Host {
@@ -85,7 +87,9 @@ impl Host {
         // certainly ended: the HTTP timeout plus reading the body.
         let lease = config.limits.http_timeout() * 2 + std::time::Duration::from_secs(5);
         let limiter = rate_limit::Limiter::new(store.clone(), lease);
-        let shared = Arc::new(Shared { http, store, limits: config.limits.clone(), limiter, config_source: config.source.clone() });
+        let logs = Arc::new(log_budget::LogBudget::new(&config.quotas));
+        let shared = Arc::new(Shared { http, store, limits: config.limits.clone(), limiter, config_source: config.source.clone(), quotas: config.quotas.clone(), logs });
+        let refusals = webhook::RefusalLog::start(shared.store.clone(), &config.retention);
 
         let (loaded, _failed) = runtime.load_dir(&config.plugins_dir).await?;
         let mut plugins = BTreeMap::new();
@@ -111,11 +115,13 @@ impl Host {
                 first_backoff: std::time::Duration::from_secs_f64(d.first_backoff_secs),
                 max_backoff: std::time::Duration::from_secs_f64(d.max_backoff_secs),
             },
+            std::time::Duration::from_secs_f64(d.absent_hold_secs),
+            config.retention.clone(),
         );
         for (name, sub) in &config.subscribers {
             dispatcher.subscribe(Arc::new(dispatch::Forwarder { name: format!("forward:{name}"), url: sub.url.clone(), topics: sub.topics.clone(), http: shared.http.clone() }));
         }
-        Ok(Host { config, runtime, shared, plugins: RwLock::new(plugins), bindings: RwLock::new(bindings), dispatcher, extensions: Default::default() })
+        Ok(Host { config, runtime, shared, plugins: RwLock::new(plugins), bindings: RwLock::new(bindings), dispatcher, extensions: Default::default(), refusals })
     }
 
     pub fn config(&self) -> &Config {
@@ -124,6 +130,16 @@ impl Host {
 
     pub fn store(&self) -> &Arc<dyn store::Store> {
         &self.shared.store
+    }
+
+    /// Where refused webhooks are recorded, off the request path.
+    pub fn refusals(&self) -> &webhook::RefusalLog {
+        &self.refusals
+    }
+
+    /// Log quotas of plugins and scripts, and what they dropped.
+    pub fn log_budget(&self) -> &Arc<log_budget::LogBudget> {
+        &self.shared.logs
     }
 
     /// Loaded plugins, by manifest name.

@@ -167,20 +167,15 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
     });
     engine.register_static_module("state", state.into());
 
-    // log::info/warn/error
+    // log::info/warn/error, within the script's log quota.
     let mut log = Module::new();
-    log.set_native_fn("info", |m: Dynamic| -> Result<(), Box<EvalAltResult>> {
-        tracing::info!(target: "spoke::script", script = %context::script_name(), run = context::run_id(), "{m}");
-        Ok(())
-    });
-    log.set_native_fn("warn", |m: Dynamic| -> Result<(), Box<EvalAltResult>> {
-        tracing::warn!(target: "spoke::script", script = %context::script_name(), run = context::run_id(), "{m}");
-        Ok(())
-    });
-    log.set_native_fn("error", |m: Dynamic| -> Result<(), Box<EvalAltResult>> {
-        tracing::error!(target: "spoke::script", script = %context::script_name(), run = context::run_id(), "{m}");
-        Ok(())
-    });
+    for level in [tracing::Level::INFO, tracing::Level::WARN, tracing::Level::ERROR] {
+        let budget = host.log_budget().clone();
+        log.set_native_fn(level.as_str().to_ascii_lowercase(), move |m: Dynamic| -> Result<(), Box<EvalAltResult>> {
+            script_log(&budget, level, &m.to_string());
+            Ok(())
+        });
+    }
     engine.register_static_module("log", log.into());
 
     // Time: now() is RFC 3339 UTC; date:: helpers work on that text.
@@ -214,6 +209,20 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
     // What the embedding service registered (native functions, modules).
     host.extensions().apply(&mut engine);
     engine
+}
+
+fn script_log(budget: &crate::log_budget::LogBudget, level: tracing::Level, message: &str) {
+    let script = context::script_name();
+    let Some(admitted) = budget.admit(&format!("script:{script}"), message) else { return };
+    let (run, m) = (context::run_id(), admitted.line);
+    if let Some(d) = admitted.dropped {
+        tracing::warn!(target: "spoke::script", script = %script, dropped_lines = d.lines, dropped_bytes = d.bytes, "log quota: lines and bytes not written since this script's last line");
+    }
+    match level {
+        tracing::Level::ERROR => tracing::error!(target: "spoke::script", script = %script, run, "{m}"),
+        tracing::Level::WARN => tracing::warn!(target: "spoke::script", script = %script, run, "{m}"),
+        _ => tracing::info!(target: "spoke::script", script = %script, run, "{m}"),
+    }
 }
 
 /// One step key at a time, within this host. Runs are on blocking threads,

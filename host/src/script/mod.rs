@@ -10,6 +10,7 @@ pub mod api;
 mod context;
 pub mod sandbox;
 pub mod schedule;
+mod syntax;
 mod watch;
 
 pub use api::ScriptLimits;
@@ -129,6 +130,11 @@ impl Scripts {
     /// Build the engine and load every script in the configured folder.
     pub async fn start(host: Arc<Host>) -> Arc<Scripts> {
         let dir = host.config().scripts_dir.clone();
+        match host.store().interrupt_orphan_runs(now_ms(), &process_alive) {
+            Ok(n) if n > 0 => tracing::warn!("{n} run(s) left running by a stopped process marked interrupted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("marking interrupted runs failed: {e:#}"),
+        }
         let scripts = Scripts::new(host, dir.clone());
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
         paths.sort();
@@ -206,7 +212,8 @@ impl Scripts {
         let engine = self.engine.read().unwrap().clone();
         let connectors = self.connectors();
         let (n, p) = (name.clone(), path.to_path_buf());
-        let version = previous.as_ref().map(|s| s.version).unwrap_or_else(|| self.stored_version(&name)) + 1;
+        // Versions never restart: a removed script's row keeps its last one.
+        let version = previous.as_ref().map(|s| s.version).unwrap_or(0).max(self.stored_version(&name)) + 1;
         let max_load = self.limits.max_load_secs;
         let compiled = tokio::task::spawn_blocking(move || compile(&engine, &n, &p, &text, version, connectors, max_load)).await;
         match compiled {
@@ -226,7 +233,7 @@ impl Scripts {
     }
 
     fn stored_version(&self, name: &str) -> i64 {
-        self.host.store().scripts().ok().and_then(|all| all.into_iter().find(|s| s.name == name)).map(|s| s.version).unwrap_or(0)
+        self.host.store().script_version(name).unwrap_or(0)
     }
 
     fn load_failed(&self, name: &str, error: String) {
@@ -241,46 +248,57 @@ impl Scripts {
         let old = self.loaded.write().unwrap().insert(name.clone(), script.clone());
         self.errors.write().unwrap().remove(&name);
         let dispatcher = self.host.dispatcher();
+        // One subscriber per function, taking every `on(...)` that names it.
+        let wanted = subscriptions(&script.triggers);
         if let Some(old) = &old {
-            for t in &old.triggers {
-                if let Trigger::On { function, .. } = t {
-                    if !script.triggers.contains(t) {
-                        dispatcher.unsubscribe(&subscriber_name(&name, function));
-                    }
+            for function in subscriptions(&old.triggers).keys() {
+                if !wanted.contains_key(function) {
+                    dispatcher.unsubscribe(&subscriber_name(&name, function));
                 }
             }
         }
-        for t in &script.triggers {
-            if let Trigger::On { connector, topic, function } = t {
-                dispatcher.subscribe(Arc::new(ScriptSubscriber {
-                    scripts: self.me.clone(),
-                    name: subscriber_name(&name, function),
-                    script: name.clone(),
-                    connector: connector.clone(),
-                    topic: topic.clone(),
-                    function: function.clone(),
-                }));
-            }
+        for (function, patterns) in wanted {
+            dispatcher.subscribe(Arc::new(ScriptSubscriber { scripts: self.me.clone(), name: subscriber_name(&name, &function), script: name.clone(), patterns, function }));
         }
         self.restart_schedules(&script);
         let triggers: Vec<String> = script.triggers.iter().map(Trigger::describe).collect();
-        let _ = self.host.store().script_loaded(&name, script.version, &serde_json::json!(triggers), now_ms());
+        let before: Option<Vec<String>> = match &old {
+            Some(old) => Some(old.triggers.iter().map(Trigger::describe).collect()),
+            None => self.stored_triggers(&name),
+        };
+        let change = before.and_then(|before| {
+            let added: Vec<&String> = triggers.iter().filter(|t| !before.contains(t)).collect();
+            let removed: Vec<&String> = before.iter().filter(|t| !triggers.contains(t)).collect();
+            (!added.is_empty() || !removed.is_empty()).then(|| serde_json::json!({ "version": script.version, "at": now_ms(), "added": added, "removed": removed }))
+        });
+        if let Some(c) = &change {
+            tracing::warn!(script = %name, version = script.version, added = %c["added"], removed = %c["removed"], "script triggers changed");
+        }
+        let _ = self.host.store().script_loaded(&name, script.version, &serde_json::json!(triggers), change.as_ref(), now_ms());
         tracing::info!(script = %name, version = script.version, triggers = %triggers.join("; "), "script loaded from {}", script.path.display());
+    }
+
+    /// The triggers the store last recorded for a script (a previous process,
+    /// or before its file was removed).
+    fn stored_triggers(&self, name: &str) -> Option<Vec<String>> {
+        let all = self.host.store().scripts().ok()?;
+        let s = all.into_iter().find(|s| s.name == name && s.version > 0)?;
+        serde_json::from_value(s.triggers).ok()
     }
 
     fn unload(&self, name: &str) {
         let Some(old) = self.loaded.write().unwrap().remove(name) else { return };
-        for t in &old.triggers {
-            if let Trigger::On { function, .. } = t {
-                self.host.dispatcher().unsubscribe(&subscriber_name(name, function));
-            }
+        // The dispatcher holds events for these for the hold window, in
+        // case the file comes back (a sync tool, `rm` then `cp`).
+        for function in subscriptions(&old.triggers).keys() {
+            self.host.dispatcher().unsubscribe(&subscriber_name(name, function));
         }
         if let Some(tasks) = self.schedules.lock().unwrap().remove(name) {
             tasks.iter().for_each(|t| t.abort());
         }
         self.errors.write().unwrap().remove(name);
-        let _ = self.host.store().script_removed(name);
-        tracing::info!(script = name, "script removed; its triggers stopped");
+        let _ = self.host.store().script_removed(name, now_ms());
+        tracing::info!(script = name, version = old.version, "script removed; its triggers stopped");
     }
 
     fn restart_schedules(&self, script: &Arc<Script>) {
@@ -345,13 +363,32 @@ impl Scripts {
     }
 }
 
+/// Whether another process with this id runs. Called before this process
+/// starts any run, so a run under its own id is a previous incarnation's
+/// (a container restarts with the same pid). Without /proc, every other
+/// process counts as gone.
+fn process_alive(pid: i64) -> bool {
+    pid != std::process::id() as i64 && pid > 0 && Path::new("/proc").join(pid.to_string()).exists()
+}
+
 fn subscriber_name(script: &str, function: &str) -> String {
     format!("script:{script}:{function}")
 }
 
+/// The `on(...)` patterns of each function, (connector, topic) each.
+fn subscriptions(triggers: &[Trigger]) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut by_function: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for t in triggers {
+        if let Trigger::On { connector, topic, function } = t {
+            by_function.entry(function.clone()).or_default().push((connector.clone(), topic.clone()));
+        }
+    }
+    by_function
+}
+
 fn compile(engine: &Engine, name: &str, path: &Path, text: &str, version: i64, connectors: Vec<(String, Vec<String>)>, max_load_secs: f64) -> Result<Script, String> {
     let file = path.display().to_string();
-    let mut ast = engine.compile(text).map_err(|e| format!("{file}:{}: syntax error: {}", e.1.line().unwrap_or(0), e.0))?;
+    let mut ast = engine.compile(text).map_err(|e| syntax_error(&file, text, &e))?;
     ast.set_source(file.as_str());
     let deadline = Instant::now() + Duration::from_secs_f64(max_load_secs);
     context::begin_load(name, context::LoadCtx { triggers: Vec::new(), exposed: Vec::new(), connectors }, deadline, max_load_secs);
@@ -373,6 +410,20 @@ fn compile(engine: &Engine, name: &str, path: &Path, text: &str, version: i64, c
         }
     }
     Ok(Script { name: name.into(), path: path.into(), version, ast, triggers: ctx.triggers, exposed: ctx.exposed, source_hash: hash(text) })
+}
+
+/// `file:line: syntax error: ...`. For a missing closing bracket Rhai
+/// points where it gave up (often the end of the file); the line of the
+/// bracket left open says where to look.
+fn syntax_error(file: &str, text: &str, e: &rhai::ParseError) -> String {
+    let line = e.1.line().unwrap_or(0);
+    if let rhai::ParseErrorType::MissingToken(token, _) = &*e.0 {
+        if let Some((open_line, open_col)) = syntax::opener_of(token).and_then(|open| syntax::unclosed(text, open)) {
+            let open = syntax::opener_of(token).unwrap_or('{');
+            return format!("{file}:{open_line}: syntax error: `{open}` at column {open_col} is never closed ({} at line {line})", e.0);
+        }
+    }
+    format!("{file}:{line}: syntax error: {}", e.0)
 }
 
 /// Message, file:line and transience of a script error.
@@ -445,13 +496,14 @@ fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Scrip
     }
 }
 
-/// Delivers events of one `on(...)` trigger to the script's current version.
+/// Delivers events of every `on(...)` naming one function to the script's
+/// current version.
 struct ScriptSubscriber {
     scripts: Weak<Scripts>,
     name: String,
     script: String,
-    connector: String,
-    topic: String,
+    /// (connector, topic or `*`)
+    patterns: Vec<(String, String)>,
     function: String,
 }
 
@@ -460,11 +512,15 @@ impl Subscriber for ScriptSubscriber {
         &self.name
     }
     fn wants(&self, connector: &str, topic: &str) -> bool {
-        self.connector == connector && (self.topic == "*" || self.topic == topic)
+        self.patterns.iter().any(|(c, t)| c == connector && (t == "*" || t == topic))
     }
     fn deliver<'a>(&'a self, connector: &'a str, event: &'a Event) -> futures::future::BoxFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
             let scripts = self.scripts.upgrade().ok_or_else(|| Failure::transient("the script engine is stopping"))?;
+            // Removed or between versions: the file may come back; retry.
+            if scripts.current(&self.script).is_none() {
+                return Err(Failure::transient(format!("script {} is not loaded (removed, or its file is being replaced)", self.script)));
+            }
             let arg = serde_json::json!({
                 "connector": connector, "topic": event.topic, "id": event.id,
                 "subject": event.subject, "occurred_at": event.occurred_at, "payload": event.payload,
