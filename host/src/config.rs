@@ -332,6 +332,7 @@ struct RawConfig {
     #[serde(default)]
     server: ServerLimits,
     admin: Option<RawAdmin>,
+    #[serde(default)]
     retention: Retention,
     #[serde(default)]
     quotas: Quotas,
