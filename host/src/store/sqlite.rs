@@ -190,7 +190,12 @@ impl Store for SqliteStore {
 
     fn commit(&self, batch: &[Incoming]) -> Result<Vec<Committed>> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // IMMEDIATE: take the write lock (waiting under the busy timeout)
+        // before the dedupe reads. A deferred transaction that reads, then
+        // writes fails at once with SQLITE_BUSY when the rate ledger's
+        // connection wrote in between: the webhook got a 503, and WICS
+        // retries only 90 s later.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(batch.len());
         {
             let mut ins_delivery = tx.prepare_cached(
@@ -318,7 +323,7 @@ impl Store for SqliteStore {
 
     fn mark_delivered(&self, seq: i64, subscriber: &str, now: i64) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute("UPDATE dispatches SET status = 'delivered', attempts = attempts + 1, last_error = NULL, updated_at = ?3 WHERE event_seq = ?1 AND subscriber = ?2", params![seq, subscriber, now])?;
         tx.execute("INSERT INTO attempts (event_seq, subscriber, at, ok) VALUES (?1, ?2, ?3, 1)", params![seq, subscriber, now])?;
         tx.commit()?;
@@ -327,7 +332,7 @@ impl Store for SqliteStore {
 
     fn mark_failed(&self, seq: i64, subscriber: &str, now: i64, error: &str, retry_at: Option<i64>) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (status, next) = match retry_at {
             Some(at) => ("pending", at),
             None => ("dead", now),
