@@ -4,7 +4,9 @@
 //!   so 3,000 strings of 1 MB fit in one map. Instead every allocation is
 //!   counted per thread (a script loads and runs on its own thread), and the
 //!   engine's progress callback stops a load or run whose thread holds more
-//!   than `scripts.max_memory_mib` beyond what it held at the start;
+//!   than `scripts.max_memory_mib` beyond what it held at the start (the
+//!   `script-memory-bound` feature, on by default: an embedder with its own
+//!   global allocator turns it off and loses this bound);
 //! - **`eval`** is off: a script's code is what its file says;
 //! - **`import`** resolves only plain relative names inside the scripts
 //!   folder, never `..`, absolute paths or another folder.
@@ -55,6 +57,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+#[cfg(feature = "script-memory-bound")]
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
@@ -109,6 +112,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "script-memory-bound")]
     #[test]
     fn counts_this_threads_allocations() {
         let before = super::thread_bytes();
