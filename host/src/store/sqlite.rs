@@ -2,7 +2,7 @@
 //! (a commit survives a process crash; WAL makes it cheap).
 use super::*;
 use anyhow::Context;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -20,6 +20,11 @@ const MIGRATIONS: &[(&str, &str)] = &[
 /// holds the store for long.
 const PRUNE_BATCH: i64 = 5000;
 
+/// Every write transaction here is `BEGIN IMMEDIATE`: it takes the write
+/// lock first and waits for it (busy timeout). A deferred one that reads
+/// and then writes fails at once with "database is locked" when the
+/// ledger's connection wrote in between (WAL cannot upgrade a stale
+/// snapshot), which answered webhooks 503.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The rate ledger's own connection (`None` in memory, where a second
@@ -58,7 +63,7 @@ impl SqliteStore {
         for (name, sql) in MIGRATIONS {
             let done: Option<String> = conn.query_row("SELECT name FROM schema_migrations WHERE name = ?1", [name], |r| r.get(0)).optional()?;
             if done.is_none() {
-                let tx = conn.transaction()?;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 tx.execute_batch(sql).with_context(|| format!("migration {name}"))?;
                 tx.execute("INSERT INTO schema_migrations (name, applied) VALUES (?1, ?2)", params![name, now_ms()])?;
                 tx.commit()?;
@@ -144,7 +149,7 @@ impl Store for SqliteStore {
 
     fn kv_set(&self, connector: &str, key: &str, value: &[u8], quota: KvQuota) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let old: Option<i64> = tx.query_row("SELECT length(value) FROM kv WHERE connector = ?1 AND key = ?2", params![connector, key], |r| r.get(0)).optional()?;
         let (keys, bytes): (i64, i64) =
             tx.query_row("SELECT keys, bytes FROM kv_usage WHERE connector = ?1", [connector], |r| Ok((r.get(0)?, r.get(1)?))).optional()?.unwrap_or((0, 0));
@@ -178,7 +183,7 @@ impl Store for SqliteStore {
 
     fn kv_delete(&self, connector: &str, key: &str) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let old: Option<i64> = tx.query_row("SELECT length(value) FROM kv WHERE connector = ?1 AND key = ?2", params![connector, key], |r| r.get(0)).optional()?;
         if let Some(old_len) = old {
             tx.execute("DELETE FROM kv WHERE connector = ?1 AND key = ?2", params![connector, key])?;
@@ -195,7 +200,7 @@ impl Store for SqliteStore {
         // writes fails at once with SQLITE_BUSY when the rate ledger's
         // connection wrote in between: the webhook got a 503, and WICS
         // retries only 90 s later.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(batch.len());
         {
             let mut ins_delivery = tx.prepare_cached(
@@ -237,7 +242,7 @@ impl Store for SqliteStore {
 
     fn record_refusals(&self, batch: &[RefusedDelivery], keep: u64) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO deliveries (connector, received_at, http_status, outcome, reason, headers, body) VALUES (?1, ?2, ?3, 'refused', ?4, ?5, ?6)",
@@ -269,7 +274,7 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut ins = tx.prepare_cached(
                 "INSERT OR IGNORE INTO dispatches (event_seq, subscriber, status, attempts, next_at, updated_at, connector, topic) VALUES (?1, ?2, 'pending', 0, ?3, ?3, ?4, ?5)",
@@ -323,7 +328,7 @@ impl Store for SqliteStore {
 
     fn mark_delivered(&self, seq: i64, subscriber: &str, now: i64) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("UPDATE dispatches SET status = 'delivered', attempts = attempts + 1, last_error = NULL, updated_at = ?3 WHERE event_seq = ?1 AND subscriber = ?2", params![seq, subscriber, now])?;
         tx.execute("INSERT INTO attempts (event_seq, subscriber, at, ok) VALUES (?1, ?2, ?3, 1)", params![seq, subscriber, now])?;
         tx.commit()?;
@@ -332,7 +337,7 @@ impl Store for SqliteStore {
 
     fn mark_failed(&self, seq: i64, subscriber: &str, now: i64, error: &str, retry_at: Option<i64>) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (status, next) = match retry_at {
             Some(at) => ("pending", at),
             None => ("dead", now),
@@ -435,7 +440,7 @@ impl Store for SqliteStore {
             let mut total = 0;
             loop {
                 let mut conn = self.conn();
-                let tx = conn.transaction()?;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let n = tx.execute(sql, rusqlite::params_from_iter(args.iter().chain([&PRUNE_BATCH])))?;
                 tx.commit()?;
                 total += n;
@@ -486,7 +491,7 @@ impl Store for SqliteStore {
             let cutoff = now - Retention::ms(days);
             loop {
                 let mut conn = self.conn();
-                let tx = conn.transaction()?;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let seqs: Vec<i64> = tx.prepare(&settled(dead))?.query_map(params![cutoff, PRUNE_BATCH], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
                 for seq in &seqs {
                     tx.execute("DELETE FROM attempts WHERE event_seq = ?1", [seq])?;
