@@ -7,7 +7,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn variant(wasm: &[u8], n: u32) -> Vec<u8> {
+pub fn variant(wasm: &[u8], n: u32) -> Vec<u8> {
     // A custom section at the end: a different file, the same component.
     let name = b"spoke-bench-variant";
     let mut section = vec![name.len() as u8];
@@ -93,7 +93,7 @@ pub async fn reloads(fx: &Fixture) -> anyhow::Result<Vec<Row>> {
 /// Drive `call` as fast as possible (4 in flight) for `secs`; return how
 /// many completed within it. A call still waiting for budget at the end is
 /// abandoned before it is sent, so nothing after `secs` counts.
-async fn saturate(host: &Arc<spoke::Host>, connector: &str, op: &str, input: serde_json::Value, secs: f64) -> (u64, f64, u64) {
+pub(crate) async fn saturate(host: &Arc<spoke::Host>, connector: &str, op: &str, input: serde_json::Value, secs: f64) -> (u64, f64, u64) {
     let start = Instant::now();
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));

@@ -4,10 +4,13 @@
 //!
 //! `BENCH_E2E_SECS` shortens the sustained run (default 60); `BENCH_ONLY`
 //! (a word of a step's name, e.g. `pipeline`) runs one step, for profiling.
+mod budget;
 mod e2e;
 mod fixture;
+mod flood;
 mod micro;
 mod stats;
+mod swap;
 
 use serde::Serialize;
 
@@ -38,6 +41,9 @@ fn print(rows: &[Row]) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     spoke::install_tls();
+    if let Ok(spec) = std::env::var(budget::WORKER) {
+        return budget::worker(&spec).await;
+    }
     let started = std::time::Instant::now();
     let fx = fixture::Fixture::new().await?;
     let mut rows = Vec::new();
@@ -63,7 +69,11 @@ async fn main() -> anyhow::Result<()> {
     step!("memory", micro::memory(&fx));
     step!("script and plugin reload", e2e::reloads(&fx));
     step!("rate budget under saturation", e2e::rate_budget(&fx));
+    step!("rate budget per request", budget::ledger_cost(&fx));
+    step!("rate budget across processes", budget::four_processes(&fx));
     step!("webhook pipeline, sustained", e2e::pipeline(&fx));
+    step!("webhook latency during plugin swap", swap::webhook_during_swap(&fx));
+    step!("ingest under a refusal flood", flood::refusal_flood(&fx));
     print(&rows);
     let out = fx.root.join("target/bench");
     std::fs::create_dir_all(&out)?;

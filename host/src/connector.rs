@@ -18,6 +18,9 @@ pub struct Shared {
     pub limits: Limits,
     pub limiter: Limiter,
     pub config_source: String,
+    pub quotas: crate::config::Quotas,
+    /// Log quotas of every plugin connector and script.
+    pub logs: Arc<crate::log_budget::LogBudget>,
 }
 
 pub struct Binding {
@@ -88,12 +91,6 @@ impl Binding {
     /// The buckets a request made during `operation` draws from.
     pub fn buckets_for(&self, operation: &str) -> Vec<Arc<Bucket>> {
         self.policies.iter().filter(|(p, _)| p.applies_to(operation)).map(|(_, b)| b.clone()).collect()
-    }
-
-    /// The longest penalty ladder any policy of the plugin declares: what a
-    /// refusal costs when its own buckets declare none.
-    pub fn penalty_ladder(&self) -> Vec<i64> {
-        self.policies.iter().map(|(_, b)| b.policy.penalty_ms.clone()).max_by_key(|l| l.last().copied().unwrap_or(0)).unwrap_or_default()
     }
 
     pub fn bucket(&self, name: &str) -> Option<&Arc<Bucket>> {

@@ -10,13 +10,15 @@
 //! let order = host.call("wics", "get_order", serde_json::json!({"reference": "SO-1"})).await?;
 //! # Ok(()) }
 //! ```
-pub mod cli;
 pub mod config;
+pub mod config_builder;
 pub mod connector;
-pub mod demo;
 pub mod dispatch;
+pub mod engine;
 pub mod error;
+pub mod extend;
 pub mod imports;
+pub mod log_budget;
 pub mod manifest;
 pub mod plugin;
 pub mod rate_limit;
@@ -27,6 +29,9 @@ pub mod time;
 pub mod webhook;
 
 pub use config::{Config, ConfigError, Secret};
+pub use config_builder::ConfigBuilder;
+pub use engine::{Engine, EngineBuilder};
+pub use extend::RunOutcome;
 pub use error::{CallError, ErrorKind};
 pub use manifest::{Event, Manifest, Received};
 
@@ -51,6 +56,8 @@ pub struct Host {
     plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
     bindings: RwLock<BTreeMap<String, Arc<Binding>>>,
     dispatcher: Arc<dispatch::Dispatcher>,
+    extensions: extend::Extensions,
+    refusals: webhook::RefusalLog,
 }
 
 impl Host {
@@ -61,7 +68,14 @@ impl Host {
         install_tls();
         let runtime = Runtime::new(
             &config.cache_dir,
-            EngineLimits { memory_bytes: (config.limits.memory_mib as usize) << 20, call_timeout: config.limits.call_timeout(), max_instances: 256 },
+            EngineLimits {
+                memory_bytes: (config.limits.memory_mib as usize) << 20,
+                call_timeout: config.limits.call_timeout(),
+                call_deadline: config.limits.call_deadline(),
+                max_instances: EngineLimits::pool_size(config.limits.max_concurrent_calls, config.connectors.len()),
+                per_connector_calls: config.limits.max_concurrent_calls,
+                call_queue: config.limits.call_queue(),
+            },
         )?;
         let store: Arc<dyn store::Store> = Arc::new(store::SqliteStore::open(&config.store)?);
         let http = reqwest::Client::builder()
@@ -73,7 +87,9 @@ impl Host {
         // certainly ended: the HTTP timeout plus reading the body.
         let lease = config.limits.http_timeout() * 2 + std::time::Duration::from_secs(5);
         let limiter = rate_limit::Limiter::new(store.clone(), lease);
-        let shared = Arc::new(Shared { http, store, limits: config.limits.clone(), limiter, config_source: config.source.clone() });
+        let logs = Arc::new(log_budget::LogBudget::new(&config.quotas));
+        let shared = Arc::new(Shared { http, store, limits: config.limits.clone(), limiter, config_source: config.source.clone(), quotas: config.quotas.clone(), logs });
+        let refusals = webhook::RefusalLog::start(shared.store.clone(), &config.retention);
 
         let (loaded, _failed) = runtime.load_dir(&config.plugins_dir).await?;
         let mut plugins = BTreeMap::new();
@@ -99,11 +115,13 @@ impl Host {
                 first_backoff: std::time::Duration::from_secs_f64(d.first_backoff_secs),
                 max_backoff: std::time::Duration::from_secs_f64(d.max_backoff_secs),
             },
+            std::time::Duration::from_secs_f64(d.absent_hold_secs),
+            config.retention.clone(),
         );
         for (name, sub) in &config.subscribers {
             dispatcher.subscribe(Arc::new(dispatch::Forwarder { name: format!("forward:{name}"), url: sub.url.clone(), topics: sub.topics.clone(), http: shared.http.clone() }));
         }
-        Ok(Host { config, runtime, shared, plugins: RwLock::new(plugins), bindings: RwLock::new(bindings), dispatcher })
+        Ok(Host { config, runtime, shared, plugins: RwLock::new(plugins), bindings: RwLock::new(bindings), dispatcher, extensions: Default::default(), refusals })
     }
 
     pub fn config(&self) -> &Config {
@@ -112,6 +130,16 @@ impl Host {
 
     pub fn store(&self) -> &Arc<dyn store::Store> {
         &self.shared.store
+    }
+
+    /// Where refused webhooks are recorded, off the request path.
+    pub fn refusals(&self) -> &webhook::RefusalLog {
+        &self.refusals
+    }
+
+    /// Log quotas of plugins and scripts, and what they dropped.
+    pub fn log_budget(&self) -> &Arc<log_budget::LogBudget> {
+        &self.shared.logs
     }
 
     /// Loaded plugins, by manifest name.
@@ -173,7 +201,13 @@ impl Host {
         let mut rebound = Vec::new();
         for (cname, c) in &self.config.connectors {
             if c.plugin == name {
-                rebound.push((cname.clone(), Arc::new(Binding::new(c, plugin.clone(), self.shared.clone())?)));
+                let binding = Arc::new(Binding::new(c, plugin.clone(), self.shared.clone())?);
+                if let Some(old) = self.bindings.read().unwrap().get(cname) {
+                    if let Some(why) = plugin::swap::refusal(old, &binding) {
+                        anyhow::bail!("{why}");
+                    }
+                }
+                rebound.push((cname.clone(), binding));
             }
         }
         let mut bindings = self.bindings.write().unwrap();
@@ -188,6 +222,12 @@ impl Host {
     /// Where events go: subscribe script functions or other sinks here.
     pub fn dispatcher(&self) -> &Arc<dispatch::Dispatcher> {
         &self.dispatcher
+    }
+
+    /// What an embedder added: script functions, event sources, the run
+    /// outcome feed.
+    pub fn extensions(&self) -> &extend::Extensions {
+        &self.extensions
     }
 
     pub fn runtime(&self) -> &Runtime {

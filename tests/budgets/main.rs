@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 fn spoke_bin() -> PathBuf {
     let bin = spoke_tests::workspace().join("target/debug/spoke");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke` first", bin.display());
+    assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke-cli` first", bin.display());
     bin
 }
 
@@ -210,4 +210,95 @@ async fn a_forced_wics_block_gets_no_request_and_callers_hear_the_real_remaining
     }
     assert_eq!(sim.violations(), 1, "the block escalated");
     assert_eq!(sim.request_count(), requests + 3);
+}
+
+/// A vendor that refuses everything with a bare 429 (no Retry-After, no
+/// rate headers), recording when each request arrived.
+async fn refusing_vendor() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Instant>>>, spoke_sandbox::serve::Server) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let router = axum::Router::new().fallback(axum::routing::any(move || {
+        let log = log.clone();
+        async move {
+            log.lock().unwrap().push(Instant::now());
+            (axum::http::StatusCode::TOO_MANY_REQUESTS, "slow down")
+        }
+    }));
+    let server = spoke_sandbox::serve::serve(router, 0).await.unwrap();
+    (server.url(), seen, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bare_429_pauses_the_credential_and_each_pause_ends_with_one_request() {
+    let (url, seen, _server) = refusing_vendor().await;
+    let fragment = format!(
+        r#"[limits]
+max_rate_wait_secs = 6
+[connectors.probe]
+plugin = "probe"
+base_url = "{url}/api"
+[connectors.probe.credentials]
+user = "value:u"
+password = "value:p"
+api_key = "value:k"
+store = "value:s"
+webhook_secret = "value:w"
+"#
+    );
+    let host = std::sync::Arc::new(TestHost::start(&fragment).await.unwrap());
+    let call = |h: std::sync::Arc<TestHost>| tokio::spawn(async move { h.call("probe", "http", json!({"path": "/anything"})).await });
+    let first = call(host.clone());
+    // Nine more callers arrive while the credential is paused.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rest: Vec<_> = (0..9).map(|_| call(host.clone())).collect();
+    for c in std::iter::once(first).chain(rest) {
+        match c.await.unwrap() {
+            // A caller that sent: the probe hands back the vendor's refusal
+            // as it got it, and the host has set Retry-After to what is left
+            // of the pause.
+            Ok(answer) => {
+                assert_eq!(answer["status"], 429, "{answer}");
+                let retry_after = answer["headers"].as_array().unwrap().iter().find(|h| h[0] == "retry-after").map(|h| h[1].as_str().unwrap().parse::<u64>().unwrap());
+                assert!(retry_after.is_some_and(|s| s > 0), "{answer}");
+            }
+            // A caller whose wait would pass the bound is told so at once,
+            // with the real remaining time, and sends nothing.
+            Err(e) => {
+                assert_eq!(e.kind, spoke::ErrorKind::RateLimited, "{e:?}");
+                assert!(e.retry_after_ms.is_some_and(|ms| ms > 0), "{e:?}");
+            }
+        }
+    }
+    let seen = seen.lock().unwrap().clone();
+    let gaps: Vec<_> = seen.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("{} requests reached the vendor; gaps {gaps:?}", seen.len());
+    // Pauses of 1, 2, 4 s (the default ladder) fit the 6-s bound: one
+    // request, then one probe after each pause that ended in time.
+    assert!((2..=4).contains(&seen.len()), "{} requests in 6 s from 10 callers", seen.len());
+    assert!(gaps.iter().all(|g| *g >= Duration::from_millis(950)), "two requests within one pause: {gaps:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_is_logged_once_and_shows_in_the_script_run() {
+    let sim = Simulator::start(Options::default()).await.unwrap();
+    // Two requests per 3 s: the third login of the run waits about 3 s.
+    let (dir, config) = deployment(&wics_connector(&sim.url(), 2, 3, "[60, 300, 900]"), Some("fn thrice() { for i in 0..3 { wics::login(); } 3 }\n"));
+    let script = dir.path().join("scripts/burn.rhai");
+    let out = Command::new(spoke_bin()).arg("--config").arg(&config).args(["script", "run"]).arg(&script).arg("thrice").env("RUST_LOG", "info").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "spoke script run failed: {stderr}");
+    assert_eq!(stderr.matches("waiting for rate budget").count(), 1, "one log line for the one wait: {stderr}");
+    let line = stderr.lines().find(|l| l.contains("waiting for rate budget")).unwrap();
+    assert!(line.contains("wics") && line.contains("api-user"), "the line names connector and bucket: {line}");
+
+    let out = Command::new(spoke_bin()).arg("--config").arg(&config).args(["runs", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    let id = list.lines().find(|l| l.contains("thrice")).and_then(|l| l.split_whitespace().next()).unwrap_or_else(|| panic!("no run listed: {list}"));
+    let out = Command::new(spoke_bin()).arg("--config").arg(&config).args(["runs", "show", id]).output().unwrap();
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let steps = run["steps"].as_array().unwrap_or_else(|| panic!("no steps: {run}"));
+    let waits: Vec<_> = steps.iter().filter_map(|s| s.as_str()).filter(|s| s.contains("waited")).collect();
+    assert_eq!(waits.len(), 1, "one recorded wait: {run}");
+    assert!(waits[0].starts_with("wics: waited") && waits[0].contains("api-user"), "{}", waits[0]);
+    assert_eq!(sim.violations(), 0);
 }

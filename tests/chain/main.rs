@@ -134,9 +134,9 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap()
 }
 
-/// POST a form; the lead's uuid, or why not.
-async fn post_form(client: &reqwest::Client, url: &str, form: &Value) -> Result<String, String> {
-    let resp = client.post(format!("{url}/scripts/{SCRIPT}/new_lead")).json(form).send().await.map_err(|e| e.to_string())?;
+/// POST a form to the admin surface at `admin`; the lead's uuid, or why not.
+async fn post_form(client: &reqwest::Client, admin: &str, form: &Value) -> Result<String, String> {
+    let resp = client.post(format!("{admin}/scripts/{SCRIPT}/new_lead")).bearer_auth(spoke_tests::ADMIN_TOKEN).json(form).send().await.map_err(|e| e.to_string())?;
     let status = resp.status();
     let body: Value = resp.json().await.map_err(|e| e.to_string())?;
     if status != 200 {
@@ -145,8 +145,16 @@ async fn post_form(client: &reqwest::Client, url: &str, form: &Value) -> Result<
     body["result"]["uuid"].as_str().map(str::to_string).ok_or_else(|| format!("no uuid in {body}"))
 }
 
-async fn setup(client: &reqwest::Client, url: &str) -> Result<Value, String> {
-    let resp = client.post(format!("{url}/scripts/{SCRIPT}/setup")).json(&json!({ "hooks_url": format!("{url}/hooks") })).send().await.map_err(|e| e.to_string())?;
+/// The chain's setup, through the admin surface at `admin`, subscribing the
+/// public surface at `public`.
+async fn setup(client: &reqwest::Client, admin: &str, public: &str) -> Result<Value, String> {
+    let resp = client
+        .post(format!("{admin}/scripts/{SCRIPT}/setup"))
+        .bearer_auth(spoke_tests::ADMIN_TOKEN)
+        .json(&json!({ "hooks_url": format!("{public}/hooks") }))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let status = resp.status();
     let body: Value = resp.json().await.map_err(|e| e.to_string())?;
     if status != 200 {
@@ -325,22 +333,22 @@ async fn a_hundred_leads_run_the_whole_chain() {
     assert!(loaded.current(SCRIPT).is_some(), "the script did not load: {:?}", loaded.error(SCRIPT));
     let client = client();
 
-    let first = setup(&client, &served.url).await.unwrap();
+    let first = setup(&client, &served.admin_url, &served.url).await.unwrap();
     assert_eq!(first["created"], true, "{first}");
-    let again = setup(&client, &served.url).await.unwrap();
+    let again = setup(&client, &served.admin_url, &served.url).await.unwrap();
     assert_eq!(again["created"], false, "setup twice subscribes once: {again}");
     assert_eq!(sandbox.wics.state.state.lock().unwrap().subscriptions.len(), 1);
 
     // Forms arrive ten at a time, as a busy web shop posts them.
     let mut uuids = Vec::new();
     for chunk in leads.chunks(10) {
-        let posts = chunk.iter().map(|l| post_form(&client, &served.url, &l.form));
+        let posts = chunk.iter().map(|l| post_form(&client, &served.admin_url, &l.form));
         for (lead, result) in chunk.iter().zip(futures::future::join_all(posts).await) {
             uuids.push(result.unwrap_or_else(|e| panic!("lead {}: {e}", lead.i)));
         }
     }
     // A form posted twice is the same lead.
-    assert_eq!(post_form(&client, &served.url, &leads[3].form).await.unwrap(), uuids[3]);
+    assert_eq!(post_form(&client, &served.admin_url, &leads[3].form).await.unwrap(), uuids[3]);
 
     let state = |key: &str| h.host.store().state_get(SCRIPT, key).unwrap().map(|t| serde_json::from_str::<Value>(&t).unwrap());
     assert!(eventually(10, || state("leads").and_then(|l| l.as_array().map(|a| a.len())) == Some(100)).await, "the leads index did not fill: {:?}", state("leads"));
@@ -469,7 +477,7 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_chain_survives_sigkill_at_random_moments() {
     let bin = spoke_tests::workspace().join("target/debug/spoke");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke` before this test", bin.display());
+    assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke-cli` before this test", bin.display());
     let seed = std::env::var("CHAIN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(11);
     eprintln!("kill schedule seed {seed} (set CHAIN_SEED to replay)");
     let mut rng = Rng(seed);
@@ -484,16 +492,18 @@ async fn the_chain_survives_sigkill_at_random_moments() {
     // delivers an event to the URL subscribed when it happened, and retries
     // there, so a shipment that arrives while the host is down is delivered
     // once it is back (setup still runs after every start, and adds nothing).
-    let port = free_port();
+    let (port, admin_port) = (free_port(), free_port());
+    let admin = format!("http://127.0.0.1:{admin_port}");
     let config = dir.path().join("spoke.toml");
     std::fs::write(
         &config,
         format!(
-            "plugins_dir = {:?}\ncache_dir = {:?}\nstore = {:?}\nscripts_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\n\n{connectors}",
+            "plugins_dir = {:?}\ncache_dir = {:?}\nstore = {:?}\nscripts_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"value:{}\"\n\n{connectors}",
             spoke_tests::plugins_dir().display().to_string(),
             spoke_tests::cache_dir().display().to_string(),
             store.display().to_string(),
             scripts.display().to_string(),
+            spoke_tests::ADMIN_TOKEN,
         ),
     )
     .unwrap();
@@ -508,7 +518,7 @@ async fn the_chain_survives_sigkill_at_random_moments() {
     // post, a follow_leads run, a shipment being handled), then start again
     // on the same store and run setup.
     let killer = {
-        let (client, url) = (client.clone(), url.clone());
+        let (client, url, admin) = (client.clone(), url.clone(), admin.clone());
         tokio::spawn(async move {
             let mut host = first;
             for kill in 1..=KILLS {
@@ -518,7 +528,7 @@ async fn the_chain_survives_sigkill_at_random_moments() {
                 tokio::time::sleep(rng.ms(0, 300)).await;
                 host = start(bin.clone(), config.clone()).await;
                 let mut tries = 0;
-                while let Err(e) = setup(&client, &url).await {
+                while let Err(e) = setup(&client, &admin, &url).await {
                     tries += 1;
                     assert!(tries < 100, "setup keeps failing: {e}");
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -527,7 +537,7 @@ async fn the_chain_survives_sigkill_at_random_moments() {
             host
         })
     };
-    setup(&client, &url).await.unwrap();
+    setup(&client, &admin, &url).await.unwrap();
 
     // The script's state, read from the store while the host runs.
     let reader = spoke::store::SqliteStore::open(&store).unwrap();
@@ -546,7 +556,7 @@ async fn the_chain_survives_sigkill_at_random_moments() {
         // Two forms per round, so kills land in the middle of posting; a form
         // whose answer was lost is posted again.
         for (i, lead) in leads.iter().enumerate().filter(|(i, _)| uuids[*i].is_none()).take(2).collect::<Vec<_>>() {
-            match post_form(&client, &url, &lead.form).await {
+            match post_form(&client, &admin, &lead.form).await {
                 Ok(uuid) => uuids[i] = Some(uuid),
                 Err(_) => {
                     lost_answers += 1;

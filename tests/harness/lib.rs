@@ -80,25 +80,30 @@ impl TestHost {
     }
 
     /// Like [`TestHost::serve`], plus the script engine over the configured
-    /// scripts folder, watching it (and the plugin folder) for changes.
+    /// scripts folder, watching it (and the plugin folder) for changes, and
+    /// the admin surface (script triggers) at `Served::admin_url`.
     pub async fn serve_with_scripts(&self) -> (Served, Arc<spoke::script::Scripts>, notify::RecommendedWatcher) {
         let scripts = spoke::script::Scripts::start(self.host.clone()).await;
         let watcher = scripts.watch().unwrap();
-        let served = self.serve_router(spoke::server::router_with_scripts(self.host.clone(), scripts.clone())).await;
+        let mut served = self.serve_router(spoke::server::router(self.host.clone())).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let gate = spoke::server::admin::Gate::new(spoke::Secret::new(ADMIN_TOKEN), addr, &[]);
+        let router = spoke::server::admin::router(self.host.clone(), scripts.clone(), gate);
+        served.admin_url = format!("http://{addr}");
+        served.tasks.push(tokio::spawn(spoke::server::limits::serve(listener, router, self.host.config().server.clone(), served.stop.subscribe())));
         (served, scripts, watcher)
     }
 
     async fn serve_router(&self, router: axum::Router) -> Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
         let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(spoke::server::limits::serve(listener, router, self.host.config().server.clone(), tx.subscribe()));
         let dispatcher = tokio::spawn(self.host.dispatcher().clone().run(async move {
             let _ = rx.wait_for(|v| *v).await;
         }));
-        Served { url, server, dispatcher, stop: tx }
+        Served { url, admin_url: String::new(), tasks: vec![server, dispatcher], stop: tx }
     }
 
     /// Write the config to `spoke.toml` in the host's folder (for the CLI).
@@ -111,8 +116,12 @@ impl TestHost {
 
 /// The full config text for a fragment, rooted in `dir`.
 pub fn config_text(dir: &Path, fragment: &str) -> String {
+    // The admin surface as an inline table among the top-level keys, so
+    // tests may still append top-level keys; a fragment with its own
+    // `[admin]` replaces it.
+    let admin = if fragment.contains("[admin]") { String::new() } else { format!("admin = {{ listen = \"127.0.0.1:0\", token = \"value:{ADMIN_TOKEN}\" }}\n") };
     let header = format!(
-        "plugins_dir = {:?}\nstore = {:?}\ncache_dir = {:?}\nlisten = \"127.0.0.1:0\"\n",
+        "plugins_dir = {:?}\nstore = {:?}\ncache_dir = {:?}\nlisten = \"127.0.0.1:0\"\n{admin}",
         plugins_dir().display().to_string(),
         dir.join("spoke.db").display().to_string(),
         cache_dir().display().to_string(),
@@ -122,19 +131,41 @@ pub fn config_text(dir: &Path, fragment: &str) -> String {
     format!("{header}\n{fragment}\n")
 }
 
-/// A served host; dropping it stops the server and the dispatcher.
+/// The admin token every test host is configured with.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// A served host; dropping it stops the servers and the dispatcher.
 pub struct Served {
+    /// The public surface: webhooks, liveness.
     pub url: String,
-    server: tokio::task::JoinHandle<()>,
-    dispatcher: tokio::task::JoinHandle<()>,
+    /// The admin surface (with scripts only): script triggers.
+    pub admin_url: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Served {
+    /// `POST /scripts/{script}/{function}` on the admin surface, with the
+    /// admin token, `body` as JSON (none if null).
+    pub async fn trigger(&self, script: &str, function: &str, body: &serde_json::Value) -> reqwest::Response {
+        trigger(&self.admin_url, script, function, body).await
+    }
+}
+
+/// [`Served::trigger`] against any admin URL (a `spoke run` child's).
+pub async fn trigger(admin_url: &str, script: &str, function: &str, body: &serde_json::Value) -> reqwest::Response {
+    spoke::install_tls();
+    let request = reqwest::Client::new().post(format!("{admin_url}/scripts/{script}/{function}")).bearer_auth(ADMIN_TOKEN);
+    let request = if body.is_null() { request } else { request.json(body) };
+    request.send().await.expect("admin request")
 }
 
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        self.server.abort();
-        self.dispatcher.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The host's guarantees, proven with the probe plugin (tests/plugins/probe)
 //! and a recording loopback server — no vendor involved.
+mod bounds;
 mod recorder;
 mod scripts;
 mod webhooks;

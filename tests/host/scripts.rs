@@ -140,9 +140,13 @@ async fn events_stream_through_fifty_script_and_plugin_reloads() {
         assert_eq!(tags[0], tags[1], "event {id} saw two versions: {tags}");
     }
     // Saves that land while a reload runs are folded into the next one, so
-    // there are fewer versions than saves — but the last save always wins.
+    // how many versions load depends on how busy the machine is (a count
+    // here was a flake) — but events met more than one of them, and the
+    // last save always wins.
+    let seen: std::collections::HashSet<String> = (0..total).filter_map(|id| state(&h, &format!("tags:{id}"))).map(|t| t[0].to_string()).collect();
+    assert!(seen.len() >= 2, "every event saw the same version: {seen:?}");
     let version = scripts.current("ping").unwrap().version;
-    assert!(version > 10, "only {version} script versions were loaded");
+    assert!(version >= 2, "no reload was loaded");
     ping(&reqwest::Client::new(), &served.url, total).await;
     assert!(eventually(10, || state(&h, &format!("tags:{total}")).is_some()).await);
     assert_eq!(state(&h, &format!("tags:{total}")).unwrap(), json!(["v50", "v50"]));
@@ -155,7 +159,7 @@ async fn events_stream_through_fifty_script_and_plugin_reloads() {
 async fn runaway_script_is_stopped_and_others_keep_running() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("spin.rhai"), "fn forever() { let n = 0; loop { n += 1; } }\nfn count() { let n = 0; for i in 0..1000000000 { n += i; } n }\n").unwrap();
-    std::fs::write(dir.path().join("ok.rhai"), "fn hello(input) { #{ hi: input.name } }\n").unwrap();
+    std::fs::write(dir.path().join("ok.rhai"), "expose(\"hello\");\nfn hello(input) { #{ hi: input.name, from: helper() } }\nfn helper() { \"h\" }\n").unwrap();
     let h = TestHost::start(&config(dir.path(), "[scripts]\nmax_run_secs = 0.5\nmax_operations = 0\n")).await.unwrap();
     let (served, scripts, _w) = h.serve_with_scripts().await;
     let (spin, ok) = tokio::join!(scripts.run("spin", "forever", None, "manual"), async {
@@ -164,16 +168,15 @@ async fn runaway_script_is_stopped_and_others_keep_running() {
     });
     let e = spin.unwrap_err();
     assert!(e.message.contains("wall-clock"), "{e}");
-    assert_eq!(ok.unwrap(), json!({"hi": "ops"}));
+    assert_eq!(ok.unwrap(), json!({"hi": "ops", "from": "h"}));
     let run = h.host.store().run(e.run_id).unwrap().unwrap();
     assert_eq!(run.outcome.as_deref(), Some("error"));
 
-    // The HTTP trigger, for forms and other systems.
-    let client = reqwest::Client::new();
-    let r = client.post(format!("{}/scripts/ok/hello", served.url)).json(&json!({"name": "form"})).send().await.unwrap();
+    // The HTTP trigger on the admin surface, for forms and other systems.
+    let r = served.trigger("ok", "hello", &json!({"name": "form"})).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["result"]["hi"], "form");
-    let r = client.post(format!("{}/scripts/ok/nope", served.url)).send().await.unwrap();
+    let r = served.trigger("ok", "nope", &serde_json::Value::Null).await;
     assert_eq!(r.status(), 404);
 }
 

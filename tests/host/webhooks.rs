@@ -55,8 +55,9 @@ async fn thousand_deliveries_with_duplicates_and_forgeries() {
     let stored = store.list_events(&spoke::store::EventFilter { limit: 5000, ..Default::default() }).unwrap();
     assert_eq!(stored.len(), 850);
     assert!(stored.iter().all(|e| e.status == "delivered"));
+    // Refusals are written off the request path: soon, not before the answer.
+    assert!(eventually(10, || store.refusals(5000).unwrap().len() == 50).await, "refusals recorded: {}", store.refusals(5000).unwrap().len());
     let refused = store.refusals(5000).unwrap();
-    assert_eq!(refused.len(), 50);
     assert!(refused.iter().all(|r| r.http_status == 401 && r.reason.contains("x-signature") && r.body.contains("\"id\":100")));
     assert!(refused.iter().all(|r| r.headers.to_string().contains("[redacted]")), "the signature header is not stored");
 }
@@ -75,7 +76,9 @@ async fn answers_say_what_was_wrong_and_are_recorded() {
     let ok = br#"{"id":1}"#.to_vec();
     assert_eq!(post(&client, &url, &ok, &sign("hook-secret", &ok)).await, 200);
     assert_eq!(post(&client, &url, &ok, &sign("hook-secret", &ok)).await, 200, "a duplicate is answered 200");
-    let refused = h.host.store().refusals(10).unwrap();
+    let store = h.host.store().clone();
+    assert!(eventually(10, || store.refusals(10).unwrap().len() == 3).await);
+    let refused = store.refusals(10).unwrap();
     let statuses: Vec<u16> = refused.iter().map(|r| r.http_status).collect();
     assert_eq!(statuses, [404, 413, 400]);
     assert!(refused[2].reason.contains("not JSON") && refused[2].body == "not json");

@@ -127,7 +127,7 @@ fn has_rlib(root: &Path, name: &str) -> bool {
 
 fn demo(root: &Path, extra: &[String]) -> Result<()> {
     plugins(root)?;
-    run(Command::new("cargo").args(["build", "-p", "spoke"]))?;
+    run(Command::new("cargo").args(["build", "-p", "spoke-cli"]))?;
     let spoke = root.join("target/debug/spoke");
     let mut cmd = Command::new(spoke);
     cmd.arg("demo").args(extra);
@@ -137,6 +137,6 @@ fn demo(root: &Path, extra: &[String]) -> Result<()> {
 fn bench(root: &Path) -> Result<()> {
     plugins(root)?;
     // The memory figure runs the real binary.
-    run(Command::new("cargo").args(["build", "-p", "spoke", "-p", "spoke-bench"]))?;
+    run(Command::new("cargo").args(["build", "-p", "spoke-cli", "-p", "spoke-bench"]))?;
     run(&mut Command::new(root.join("target/debug/spoke-bench")))
 }

@@ -1,11 +1,15 @@
 //! At-least-once delivery of stored events to their subscribers.
 //!
+//! Events are matched to subscribers when dispatched, not when received
+//! (`route.rs`), so a subscriber that is reloading, briefly missing or
+//! added later still gets what it subscribes to.
 //! Each (subscriber, connector, topic) is a lane delivered in event order;
 //! a failed attempt is retried with exponential backoff and holds its lane
 //! until it succeeds or is dead-lettered after `max_attempts`. All state is
 //! in the store, so a restart resumes where it stopped, and `spoke events
 //! replay` (another process) is picked up by polling.
 mod forward;
+mod route;
 
 pub use forward::{topic_matches, Forwarder};
 
@@ -75,36 +79,64 @@ impl RetryPolicy {
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     subscribers: RwLock<Vec<Arc<dyn Subscriber>>>,
+    /// Subscriptions removed or replaced within the hold window.
+    absent: std::sync::Mutex<Vec<route::Absent>>,
+    /// How long events wait for an absent subscription to come back.
+    hold: Duration,
+    retention: crate::config::Retention,
     wake: Notify,
     pub policy: RetryPolicy,
 }
 
 /// How often the store is polled for work written by other processes.
 const POLL: Duration = Duration::from_millis(250);
-/// How often expired dedupe keys are dropped.
+/// How often the store is pruned to its retention.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 impl Dispatcher {
-    pub fn new(store: Arc<dyn Store>, policy: RetryPolicy) -> Arc<Dispatcher> {
-        Arc::new(Dispatcher { store, subscribers: RwLock::new(Vec::new()), wake: Notify::new(), policy })
+    /// `hold`: how long events wait for a subscription that vanished;
+    /// `retention`: what the periodic prune keeps.
+    pub fn new(store: Arc<dyn Store>, policy: RetryPolicy, hold: Duration, retention: crate::config::Retention) -> Arc<Dispatcher> {
+        Arc::new(Dispatcher { store, subscribers: RwLock::new(Vec::new()), absent: Default::default(), hold, retention, wake: Notify::new(), policy })
     }
 
     /// Add (or replace, by name) a subscriber.
     pub fn subscribe(&self, s: Arc<dyn Subscriber>) {
         let mut subs = self.subscribers.write().unwrap();
+        let replaced: Vec<_> = subs.iter().filter(|o| o.name() == s.name()).cloned().collect();
         subs.retain(|o| o.name() != s.name());
         subs.push(s);
         drop(subs);
+        // What the old one took and the new one does not waits the hold.
+        replaced.into_iter().for_each(|old| self.note_absent(old));
         self.wake.notify_one();
     }
 
     pub fn unsubscribe(&self, name: &str) {
-        self.subscribers.write().unwrap().retain(|o| o.name() != name);
+        let mut subs = self.subscribers.write().unwrap();
+        let removed: Vec<_> = subs.iter().filter(|o| o.name() == name).cloned().collect();
+        subs.retain(|o| o.name() != name);
+        drop(subs);
+        removed.into_iter().for_each(|old| self.note_absent(old));
     }
 
     /// Names of the subscribers that want this event now.
     pub fn subscribers_for(&self, connector: &str, topic: &str) -> Vec<String> {
         self.subscribers.read().unwrap().iter().filter(|s| s.wants(connector, topic)).map(|s| s.name().to_string()).collect()
+    }
+
+    /// Drop what the retention no longer keeps, off the async runtime.
+    async fn prune(&self) {
+        let (store, retention) = (self.store.clone(), self.retention.clone());
+        match tokio::task::spawn_blocking(move || store.prune(now_ms(), &retention)).await {
+            Ok(Ok(p)) if p.total() > 0 => tracing::info!(
+                dedupe = p.dedupe, deliveries = p.deliveries, refusals = p.refusals, events = p.events, runs = p.runs, steps = p.steps,
+                "pruned {} row(s) past the retention", p.total()
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("pruning the store failed: {e:#}"),
+            Err(e) => tracing::warn!("pruning the store panicked: {e}"),
+        }
     }
 
     fn subscriber(&self, name: &str) -> Option<Arc<dyn Subscriber>> {
@@ -122,14 +154,12 @@ impl Dispatcher {
         let in_flight: Arc<std::sync::Mutex<HashSet<(String, String, String)>>> = Default::default();
         let mut pruned_at: Option<std::time::Instant> = None;
         loop {
-            // Dedupe keys are kept the retention (3 days), then dropped.
             if pruned_at.is_none_or(|t| t.elapsed() > PRUNE_EVERY) {
-                match self.store.prune_dedupe(now_ms()) {
-                    Ok(n) if n > 0 => tracing::info!("dropped {n} dedupe key(s) older than the retention"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("pruning dedupe keys failed: {e:#}"),
-                }
+                self.prune().await;
                 pruned_at = Some(std::time::Instant::now());
+            }
+            if let Err(e) = self.route_waiting() {
+                tracing::error!("dispatch: routing new events failed: {e:#}");
             }
             // Read due work and claim lanes under one lock that finishing
             // tasks also take: a lane's head read here cannot be one a task

@@ -29,8 +29,33 @@ pub fn verify_hmac_sha256(secret: &[u8], message: &[u8], signature: &str, encodi
     candidates.into_iter().flatten().any(|c| c.len() == expected.len() && bool::from(c.ct_eq(&expected)))
 }
 
+/// Checks one call may make at full speed: a webhook needs one or two.
+const FREE_VERIFIES: u32 = 8;
+
+impl CallState {
+    /// Past the first few checks of a call, each waits its turn at
+    /// `limits.max_verify_per_sec`: a plugin guessing at its own credentials
+    /// gets tens of tries a second, not a hundred thousand. The wait counts
+    /// against the call's wall-clock deadline, not its guest budget.
+    async fn pace_verify(&mut self) {
+        self.verifies += 1;
+        if self.verifies <= FREE_VERIFIES {
+            return;
+        }
+        let Ok(binding) = self.binding() else { return };
+        let per_sec = binding.shared.limits.max_verify_per_sec.max(1);
+        let wait = std::time::Duration::from_secs(1) / per_sec;
+        if self.verifies == FREE_VERIFIES + 1 {
+            tracing::warn!(connector = binding.name(), operation = %self.operation, "plugin makes many credential checks in one call; pacing them at {per_sec}/s");
+        }
+        tokio::time::sleep(wait).await;
+        self.host_time += wait;
+    }
+}
+
 impl auth::Host for CallState {
     async fn verify_hmac_sha256(&mut self, secret_field: String, message: Vec<u8>, signature: String, encoding: SignatureEncoding) -> bool {
+        self.pace_verify().await;
         let Ok(binding) = self.binding() else { return false };
         match binding.config.credentials.get(&secret_field) {
             Some(secret) => verify_hmac_sha256(secret.expose().as_bytes(), &message, &signature, encoding),
@@ -42,6 +67,7 @@ impl auth::Host for CallState {
     }
 
     async fn verify_basic(&mut self, scheme: String, authorization: String) -> bool {
+        self.pace_verify().await;
         let Ok(binding) = self.binding() else { return false };
         let Some(AuthMethod::Basic { username_field, password_field }) = binding.manifest().auth_scheme(&scheme).map(|s| &s.method) else {
             return false;

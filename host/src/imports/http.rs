@@ -169,7 +169,7 @@ impl CallState {
             let ledger_error = |e: anyhow::Error| wit::types::Error::from(CallError::new(ErrorKind::Transport, format!("rate ledger of {}: {e:#}", binding.name())));
             let refused_with_wait = status == 503 && crate::rate_limit::retry_after_ms(&resp_headers).is_some();
             let outcome = if status == 429 || refused_with_wait {
-                Limiter::refusal(&all_buckets, &binding.penalty_ladder(), &resp_headers, &format!("{status} on {}", self.operation))
+                Limiter::refusal(&all_buckets, &resp_headers, &format!("{status} on {}", self.operation))
             } else {
                 Outcome::Accepted
             };

@@ -31,7 +31,11 @@ impl kv::Host for CallState {
             return Err(CallError::new(ErrorKind::InvalidInput, format!("kv values are at most {MAX_VALUE} bytes, got {}", value.len())).into());
         }
         let b = self.binding()?;
-        b.shared.store.kv_set(b.name(), &key, &value).map_err(store_error)
+        let quota = crate::store::KvQuota { max_keys: b.shared.quotas.kv_max_keys, max_bytes: b.shared.quotas.kv_max_bytes };
+        b.shared.store.kv_set(b.name(), &key, &value, quota).map_err(|e| match e.downcast_ref::<crate::store::KvQuotaExceeded>() {
+            Some(q) => CallError::new(ErrorKind::Refused, q.0.clone()).into(),
+            None => store_error(format!("{e:#}")),
+        })
     }
 
     async fn delete(&mut self, key: String) -> Result<(), types::Error> {

@@ -1,23 +1,26 @@
-//! `log`: into `tracing`, tagged with the connector and operation.
+//! `log`: into `tracing`, tagged with the connector and operation, within
+//! the connector's log quota (crate::log_budget).
 use super::CallState;
 use crate::plugin::v0_1_0::log::{self, Level};
 
-/// Longest message kept; a plugin cannot flood the log with one line.
-const MAX_MESSAGE: usize = 4096;
-
 impl log::Host for CallState {
     async fn log(&mut self, level: Level, message: String) {
-        let mut message = message;
-        if message.len() > MAX_MESSAGE {
-            let mut end = MAX_MESSAGE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push_str("…");
-        }
-        let connector = self.connector_name();
+        let connector = self.connector_name().to_string();
+        // While a plugin describes itself there is no connector (and no budget
+        // to charge): one call, bounded by its execution time.
+        let (message, dropped) = match self.binding.as_ref() {
+            Some(b) => match b.shared.logs.admit(&format!("plugin:{connector}"), &message) {
+                Some(a) => (a.line, a.dropped),
+                None => return,
+            },
+            None => (message.chars().take(4096).collect(), None),
+        };
+        let (dropped_lines, dropped_bytes) = dropped.map(|d| (d.lines, d.bytes)).unwrap_or_default();
+        let connector = connector.as_str();
         let op = self.operation.as_str();
+        if dropped_lines > 0 || dropped_bytes > 0 {
+            tracing::warn!(target: "spoke::plugin", connector, dropped_lines, dropped_bytes, "log quota: lines and bytes not written since this connector's last line");
+        }
         match level {
             Level::Trace => tracing::trace!(target: "spoke::plugin", connector, operation = op, "{message}"),
             Level::Debug => tracing::debug!(target: "spoke::plugin", connector, operation = op, "{message}"),

@@ -35,6 +35,8 @@ pub struct CallState {
     /// plugin's execution budget.
     pub(crate) host_time: Duration,
     pub(crate) stderr: MemoryOutputPipe,
+    /// Credential checks made so far (`auth.verify-*`), for pacing.
+    pub(crate) verifies: u32,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -53,6 +55,7 @@ impl CallState {
             started: Instant::now(),
             host_time: Duration::ZERO,
             stderr,
+            verifies: 0,
             wasi,
             table: ResourceTable::new(),
         }

@@ -3,6 +3,9 @@
 //! limits — guest execution time (epochs), memory (a store limiter) — so a
 //! plugin that loops, bloats or traps fails its own call and nothing else.
 pub mod cache;
+mod compile;
+pub mod guard;
+pub mod swap;
 pub mod v0_1_0;
 
 use crate::connector::Binding;
@@ -22,6 +25,10 @@ pub use cache::Source;
 /// Linear memory per pooled slot kept mapped between instances.
 const KEEP_RESIDENT: usize = 2 << 20;
 
+/// `describe()` runs at load time, where a slow plugin would hold up every
+/// other load: it gets at most this long.
+const DESCRIBE_DEADLINE: Duration = Duration::from_secs(10);
+
 /// One epoch tick. Deadlines are checked at this granularity.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -30,16 +37,30 @@ const TICK: Duration = Duration::from_millis(10);
 pub struct EngineLimits {
     pub memory_bytes: usize,
     pub call_timeout: Duration,
+    /// Wall-clock bound of a whole call, time in imports and sleeps included.
+    pub call_deadline: Duration,
     /// Instances that may exist at once (pooling slots).
     pub max_instances: u32,
+    /// Calls one connector may run at once, and how long one waits in line.
+    pub per_connector_calls: u32,
+    pub call_queue: Duration,
+}
+
+impl EngineLimits {
+    /// Pool slots for `connectors` connectors: each may fill its share, and
+    /// describes and the warm path have room besides.
+    pub fn pool_size(per_connector_calls: u32, connectors: usize) -> u32 {
+        (per_connector_calls.saturating_mul(connectors as u32 + 1) + 32).max(256)
+    }
 }
 
 /// The engine, the linker with every import, and the compile cache.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
-    cache: cache::Cache,
+    cache: Arc<cache::Cache>,
     limits: EngineLimits,
+    guards: Arc<guard::Guards>,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -64,6 +85,7 @@ pub struct Plugin {
 struct RuntimeRef {
     engine: Engine,
     limits: EngineLimits,
+    guards: Arc<guard::Guards>,
 }
 
 /// Caps each store's linear memory and remembers that it did, so the error
@@ -130,7 +152,8 @@ impl Runtime {
                 e.increment_epoch();
             }
         })?;
-        Ok(Runtime { engine, linker, cache: cache::Cache::new(cache_dir), limits, stop_ticker })
+        let guards = Arc::new(guard::Guards::new(limits.per_connector_calls as usize, limits.call_queue));
+        Ok(Runtime { engine, linker, cache: Arc::new(cache::Cache::new(cache_dir)), limits, guards, stop_ticker })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -138,14 +161,23 @@ impl Runtime {
     }
 
     /// Load one component: compile (or map from cache), link, describe.
+    /// Reading, hashing and compiling run off the async workers (a blocking
+    /// thread, then the low-priority compile pool of `compile.rs`): a
+    /// compile takes seconds, and webhooks keep their latency meanwhile.
     pub async fn load(&self, path: &Path) -> Result<Plugin> {
         let started = Instant::now();
-        let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
-        let (component, source) = self.cache.load(&self.engine, &wasm).with_context(|| format!("compiling {}", path.display()))?;
+        let (engine, cache, file) = (self.engine.clone(), self.cache.clone(), path.to_path_buf());
+        let (hash, component, source) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
+            let (component, source) = compile::run(|| cache.load(&engine, &wasm)).with_context(|| format!("compiling {}", file.display()))?;
+            Ok((hash, component, source))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("compiling {} panicked: {e}", path.display()))??;
         let pre = self.linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| format!("linking {}: it imports something Spoke does not provide", path.display()))?;
         let pre = v0_1_0::ConnectorPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("{} does not implement spoke:connector/connector@0.1.0", path.display()))?;
-        let runtime = Arc::new(RuntimeRef { engine: self.engine.clone(), limits: self.limits.clone() });
+        let runtime = Arc::new(RuntimeRef { engine: self.engine.clone(), limits: self.limits.clone(), guards: self.guards.clone() });
         let mut plugin = Plugin {
             manifest: Manifest { name: String::new(), version: String::new(), vendor: String::new(), description: String::new(), base_urls: vec![], auth_schemes: vec![], rate_policies: vec![], operations: vec![], webhook_topics: vec![] },
             path: path.to_path_buf(),
@@ -202,21 +234,47 @@ impl Plugin {
         f: impl for<'a> FnOnce(&'a v0_1_0::Connector, &'a mut Store<CallState>) -> std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>>,
     ) -> Result<R, CallError> {
         let limits = &self.runtime.limits;
+        let describing = binding.is_none();
+        // Held for the whole call: the connector's share of the pool.
+        let _slot = match &binding {
+            Some(b) => Some(self.runtime.guards.enter(b.name()).await?),
+            None => None,
+        };
         let mut store = Store::new(&self.runtime.engine, CallState::new(binding, operation, limits.memory_bytes));
         store.limiter(|s| &mut s.memory);
         let budget = limits.call_timeout;
         arm_deadline(&mut store, budget);
-        let result = match self.pre.instantiate_async(&mut store).await {
-            Ok(instance) => f(&instance, &mut store).await,
-            Err(e) => Err(e),
-        };
-        result.map_err(|e| self.trap_error(e, store.data(), budget))
+        // The outer deadline: the epoch budget only sees guest time, so a
+        // plugin looping on a host import or sleeping in WASI is stopped
+        // here. Dropping the call future cancels it; the store goes with it.
+        let deadline = if describing { limits.call_deadline.min(DESCRIBE_DEADLINE) } else { limits.call_deadline };
+        let outcome = tokio::time::timeout(deadline, async {
+            match self.pre.instantiate_async(&mut store).await {
+                Ok(instance) => f(&instance, &mut store).await,
+                Err(e) => Err(e),
+            }
+        })
+        .await;
+        match outcome {
+            Ok(result) => result.map_err(|e| self.trap_error(e, store.data(), budget)),
+            Err(_) => Err(CallError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "plugin {} call {operation:?} ran past its wall-clock deadline of {:.1} s (limits.call_deadline_secs; time in host calls and sleeps counts) and was stopped",
+                    if describing { self.path.display().to_string() } else { self.manifest.name.clone() },
+                    deadline.as_secs_f64()
+                ),
+            )),
+        }
     }
 
     fn trap_error(&self, e: wasmtime::Error, state: &CallState, budget: Duration) -> CallError {
         let name = &self.manifest.name;
         if e.downcast_ref::<DeadlineExceeded>().is_some() {
             return CallError::new(ErrorKind::Timeout, format!("plugin {name} ran past its execution budget of {:.1} s and was stopped", budget.as_secs_f64()));
+        }
+        if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+            return guard::busy(format!("plugin {name}: every instance slot is in use; try again"));
         }
         if state.memory.hit {
             return CallError::new(ErrorKind::Internal, format!("plugin {name} exceeded its memory cap of {} MiB and was stopped", state.memory.max >> 20));

@@ -172,14 +172,11 @@ impl Limiter {
     /// The outcome of a 429: pause for as long as the vendor says
     /// (`Retry-After`, else a reset header of a bucket whose remaining is
     /// 0), else climb the longest penalty ladder of the request's buckets,
-    /// else `fallback_ladder`, else [`policy::DEFAULT_LADDER_MS`].
-    pub fn refusal(buckets: &[Arc<Bucket>], fallback_ladder: &[i64], headers: &[(String, String)], reason: &str) -> Outcome {
+    /// else [`policy::DEFAULT_LADDER_MS`].
+    pub fn refusal(buckets: &[Arc<Bucket>], headers: &[(String, String)], reason: &str) -> Outcome {
         let now = crate::store::now_ms();
         let stated_ms = retry_after_ms(headers).or_else(|| buckets.iter().filter_map(|b| reset_ms(&b.policy, headers, now)).max());
         let mut ladder_ms: Vec<i64> = buckets.iter().map(|b| b.policy.penalty_ms.clone()).max_by_key(|l| l.last().copied().unwrap_or(0)).unwrap_or_default();
-        if ladder_ms.is_empty() {
-            ladder_ms = fallback_ladder.to_vec();
-        }
         if ladder_ms.is_empty() {
             ladder_ms = policy::DEFAULT_LADDER_MS.to_vec();
         }
@@ -319,7 +316,7 @@ mod tests {
         other.name = "other".into();
         let o = l.bucket("c", &other);
         let permit = l.acquire("t", "c", &[a.clone()], 1, Duration::ZERO, false).await.unwrap();
-        let outcome = Limiter::refusal(&[a.clone()], &[], &[("Retry-After".into(), "30".into())], "429");
+        let outcome = Limiter::refusal(&[a.clone()], &[("Retry-After".into(), "30".into())], "429");
         let pause = l.finish(permit, outcome).await.unwrap().unwrap();
         assert!(pause.until_ms - crate::store::now_ms() > 29_000);
         // Another bucket of the same credential waits too, and is told the real remaining time.

@@ -19,11 +19,16 @@ pub struct ScriptLimits {
     pub max_map_len: usize,
     /// Wall-clock bound of one run, vendor calls included.
     pub max_run_secs: f64,
+    /// Wall-clock bound of loading a script (its top level), so one slow
+    /// file never holds up the others or a shutdown.
+    pub max_load_secs: f64,
+    /// Memory one load or run may hold, all its values together.
+    pub max_memory_mib: u32,
 }
 
 impl Default for ScriptLimits {
     fn default() -> Self {
-        ScriptLimits { max_operations: 50_000_000, max_call_levels: 48, max_string_bytes: 1 << 20, max_array_len: 100_000, max_map_len: 100_000, max_run_secs: 300.0 }
+        ScriptLimits { max_operations: 50_000_000, max_call_levels: 48, max_string_bytes: 1 << 20, max_array_len: 100_000, max_map_len: 100_000, max_run_secs: 300.0, max_load_secs: 10.0, max_memory_mib: 256 }
     }
 }
 
@@ -57,8 +62,11 @@ fn error_value(e: &CallError, connector: &str, operation: &str) -> Dynamic {
 }
 
 /// Build an engine with the whole API for the host's current connectors.
-pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::Handle) -> Engine {
+pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::Handle, dir: &std::path::Path) -> Engine {
     let mut engine = Engine::new();
+    // A script's code is its file: no eval, imports only from its folder.
+    engine.disable_symbol("eval");
+    engine.set_module_resolver(super::sandbox::ConfinedResolver::new(dir.to_path_buf()));
     engine
         .set_max_operations(limits.max_operations)
         .set_max_call_levels(limits.max_call_levels)
@@ -66,7 +74,13 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
         .set_max_array_size(limits.max_array_len)
         .set_max_map_size(limits.max_map_len)
         .set_max_expr_depths(128, 64);
-    engine.on_progress(|_| context::past_deadline().then(|| Dynamic::from("the run exceeded its wall-clock bound")));
+    let max_memory = i64::from(limits.max_memory_mib) << 20;
+    engine.on_progress(move |_| {
+        if let Some(why) = context::past_deadline() {
+            return Some(Dynamic::from(why));
+        }
+        (context::memory_held() > max_memory).then(|| Dynamic::from(format!("the script holds more than {} MiB (scripts.max_memory_mib)", max_memory >> 20)))
+    });
     engine.on_print(|text| tracing::info!(target: "spoke::script", script = %context::script_name(), "{text}"));
     engine.on_debug(|text, _, pos| tracing::debug!(target: "spoke::script", script = %context::script_name(), line = pos.line().unwrap_or(0), "{text}"));
 
@@ -99,6 +113,12 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
     // Triggers, registered while the script loads.
     engine.register_fn("on", |connector: ImmutableString, topic: ImmutableString, function: ImmutableString| -> Result<(), Box<EvalAltResult>> {
         context::with_load(|l: &mut LoadCtx| l.on(connector.as_str(), topic.as_str(), function.as_str()))
+    });
+    engine.register_fn("expose", |function: ImmutableString| -> Result<(), Box<EvalAltResult>> {
+        context::with_load(|l: &mut LoadCtx| {
+            l.exposed.push(function.to_string());
+            Ok(())
+        })
     });
     engine.register_fn("every", |spec: ImmutableString, function: ImmutableString| -> Result<(), Box<EvalAltResult>> {
         context::with_load(|l: &mut LoadCtx| l.every(spec.as_str(), function.as_str()))
@@ -147,20 +167,15 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
     });
     engine.register_static_module("state", state.into());
 
-    // log::info/warn/error
+    // log::info/warn/error, within the script's log quota.
     let mut log = Module::new();
-    log.set_native_fn("info", |m: Dynamic| -> Result<(), Box<EvalAltResult>> {
-        tracing::info!(target: "spoke::script", script = %context::script_name(), run = context::run_id(), "{m}");
-        Ok(())
-    });
-    log.set_native_fn("warn", |m: Dynamic| -> Result<(), Box<EvalAltResult>> {
-        tracing::warn!(target: "spoke::script", script = %context::script_name(), run = context::run_id(), "{m}");
-        Ok(())
-    });
-    log.set_native_fn("error", |m: Dynamic| -> Result<(), Box<EvalAltResult>> {
-        tracing::error!(target: "spoke::script", script = %context::script_name(), run = context::run_id(), "{m}");
-        Ok(())
-    });
+    for level in [tracing::Level::INFO, tracing::Level::WARN, tracing::Level::ERROR] {
+        let budget = host.log_budget().clone();
+        log.set_native_fn(level.as_str().to_ascii_lowercase(), move |m: Dynamic| -> Result<(), Box<EvalAltResult>> {
+            script_log(&budget, level, &m.to_string());
+            Ok(())
+        });
+    }
     engine.register_static_module("log", log.into());
 
     // Time: now() is RFC 3339 UTC; date:: helpers work on that text.
@@ -191,7 +206,23 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| rt_error(format!("parse_json: {e}")))?;
         to_dynamic(&v)
     });
+    // What the embedding service registered (native functions, modules).
+    host.extensions().apply(&mut engine);
     engine
+}
+
+fn script_log(budget: &crate::log_budget::LogBudget, level: tracing::Level, message: &str) {
+    let script = context::script_name();
+    let Some(admitted) = budget.admit(&format!("script:{script}"), message) else { return };
+    let (run, m) = (context::run_id(), admitted.line);
+    if let Some(d) = admitted.dropped {
+        tracing::warn!(target: "spoke::script", script = %script, dropped_lines = d.lines, dropped_bytes = d.bytes, "log quota: lines and bytes not written since this script's last line");
+    }
+    match level {
+        tracing::Level::ERROR => tracing::error!(target: "spoke::script", script = %script, run, "{m}"),
+        tracing::Level::WARN => tracing::warn!(target: "spoke::script", script = %script, run, "{m}"),
+        _ => tracing::info!(target: "spoke::script", script = %script, run, "{m}"),
+    }
 }
 
 /// One step key at a time, within this host. Runs are on blocking threads,

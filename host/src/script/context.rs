@@ -10,6 +10,8 @@ use std::time::Instant;
 
 pub struct LoadCtx {
     pub triggers: Vec<Trigger>,
+    /// Functions the script makes callable over HTTP (`expose("fn")`).
+    pub exposed: Vec<String>,
     pub connectors: Vec<(String, Vec<String>)>,
 }
 
@@ -39,23 +41,48 @@ impl LoadCtx {
 struct RunCtx {
     script: String,
     run_id: i64,
-    deadline: Instant,
     steps: Vec<String>,
 }
 
+/// The bound of the current load or run: when, and what to say past it.
+struct Bound {
+    deadline: Instant,
+    message: String,
+    /// Bytes the thread held when the load or run began.
+    memory_base: i64,
+}
+
 thread_local! {
+    static BOUND: RefCell<Option<Bound>> = const { RefCell::new(None) };
     static LOAD: RefCell<Option<LoadCtx>> = const { RefCell::new(None) };
     static RUN: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
     static SCRIPT: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-pub fn begin_load(script: &str, ctx: LoadCtx) {
+fn bound(deadline: Instant, message: String) {
+    let memory_base = super::sandbox::thread_bytes();
+    BOUND.with(|b| *b.borrow_mut() = Some(Bound { deadline, message, memory_base }));
+}
+
+pub fn begin_load(script: &str, ctx: LoadCtx, deadline: Instant, max_secs: f64) {
     SCRIPT.with(|s| *s.borrow_mut() = script.to_string());
     LOAD.with(|l| *l.borrow_mut() = Some(ctx));
+    bound(deadline, format!("the script's top level ran past its load bound of {max_secs:.1} s (scripts.max_load_secs)"));
 }
 
 pub fn end_load() -> Option<LoadCtx> {
+    BOUND.with(|b| b.borrow_mut().take());
     LOAD.with(|l| l.borrow_mut().take())
+}
+
+/// Why the current load or run must stop now, if it must.
+pub fn past_deadline() -> Option<String> {
+    BOUND.with(|b| b.borrow().as_ref().filter(|b| Instant::now() > b.deadline).map(|b| b.message.clone()))
+}
+
+/// Bytes the current load or run holds beyond what its thread held before.
+pub fn memory_held() -> i64 {
+    BOUND.with(|b| b.borrow().as_ref().map(|b| super::sandbox::thread_bytes() - b.memory_base).unwrap_or(0))
 }
 
 pub fn is_loading() -> bool {
@@ -65,17 +92,19 @@ pub fn is_loading() -> bool {
 pub fn with_load<R>(f: impl FnOnce(&mut LoadCtx) -> Result<R, Box<EvalAltResult>>) -> Result<R, Box<EvalAltResult>> {
     LOAD.with(|l| match l.borrow_mut().as_mut() {
         Some(ctx) => f(ctx),
-        None => Err(rt_error("on() and every() only work at the top level of a script, while it loads")),
+        None => Err(rt_error("on(), every() and expose() only work at the top level of a script, while it loads")),
     })
 }
 
 pub fn begin_run(script: &str, run_id: i64, deadline: Instant) {
     SCRIPT.with(|s| *s.borrow_mut() = script.to_string());
-    RUN.with(|r| *r.borrow_mut() = Some(RunCtx { script: script.into(), run_id, deadline, steps: Vec::new() }));
+    bound(deadline, "the run exceeded its wall-clock bound (scripts.max_run_secs)".into());
+    RUN.with(|r| *r.borrow_mut() = Some(RunCtx { script: script.into(), run_id, steps: Vec::new() }));
 }
 
 /// End the run; returns the steps it took ("key" or "key (stored)").
 pub fn end_run() -> Vec<String> {
+    BOUND.with(|b| b.borrow_mut().take());
     RUN.with(|r| r.borrow_mut().take().map(|c| c.steps).unwrap_or_default())
 }
 
@@ -108,6 +137,3 @@ pub fn record_note(note: &str) {
     });
 }
 
-pub fn past_deadline() -> bool {
-    RUN.with(|r| r.borrow().as_ref().is_some_and(|c| Instant::now() > c.deadline))
-}

@@ -8,7 +8,9 @@
 //! (file:line) in the log and in `spoke scripts`.
 pub mod api;
 mod context;
+pub mod sandbox;
 pub mod schedule;
+mod syntax;
 mod watch;
 
 pub use api::ScriptLimits;
@@ -52,6 +54,8 @@ pub struct Script {
     pub version: i64,
     pub ast: AST,
     pub triggers: Vec<Trigger>,
+    /// Functions callable over the admin surface (`expose("fn")`); no other.
+    pub exposed: Vec<String>,
     source_hash: u64,
 }
 
@@ -85,6 +89,9 @@ pub struct Scripts {
     loaded: RwLock<BTreeMap<String, Arc<Script>>>,
     errors: RwLock<BTreeMap<String, String>>,
     schedules: Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
+    /// One reload at a time per script; different scripts reload in parallel,
+    /// so a slow file never holds up another.
+    reloading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     me: Weak<Scripts>,
 }
 
@@ -105,7 +112,7 @@ impl Scripts {
     fn new(host: Arc<Host>, dir: PathBuf) -> Arc<Scripts> {
         let handle = tokio::runtime::Handle::current();
         let limits = host.config().scripts.clone();
-        let engine = Arc::new(api::engine(&host, &limits, handle.clone()));
+        let engine = Arc::new(api::engine(&host, &limits, handle.clone(), &dir));
         Arc::new_cyclic(|me| Scripts {
             host,
             handle,
@@ -115,6 +122,7 @@ impl Scripts {
             loaded: Default::default(),
             errors: Default::default(),
             schedules: Default::default(),
+            reloading: Default::default(),
             me: me.clone(),
         })
     }
@@ -122,12 +130,17 @@ impl Scripts {
     /// Build the engine and load every script in the configured folder.
     pub async fn start(host: Arc<Host>) -> Arc<Scripts> {
         let dir = host.config().scripts_dir.clone();
+        match host.store().interrupt_orphan_runs(now_ms(), &process_alive) {
+            Ok(n) if n > 0 => tracing::warn!("{n} run(s) left running by a stopped process marked interrupted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("marking interrupted runs failed: {e:#}"),
+        }
         let scripts = Scripts::new(host, dir.clone());
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
         paths.sort();
-        for p in paths.into_iter().filter(|p| script_name(p).is_some()) {
-            scripts.reload(&p).await;
-        }
+        // In parallel: each load is bounded, and none waits for another.
+        let paths: Vec<PathBuf> = paths.into_iter().filter(|p| script_name(p).is_some()).collect();
+        futures::future::join_all(paths.iter().map(|p| scripts.reload(p))).await;
         scripts
     }
 
@@ -165,17 +178,22 @@ impl Scripts {
 
     /// Rebuild the engine after a plugin swap changed the operations.
     pub fn refresh_engine(&self) {
-        *self.engine.write().unwrap() = Arc::new(api::engine(&self.host, &self.limits, self.handle.clone()));
+        *self.engine.write().unwrap() = Arc::new(api::engine(&self.host, &self.limits, self.handle.clone(), &self.dir));
     }
 
     fn connectors(&self) -> Vec<(String, Vec<String>)> {
-        self.host.connectors().iter().map(|b| (b.name().to_string(), b.manifest().webhook_topics.iter().map(|t| t.name.clone()).collect())).collect()
+        let bindings = self.host.connectors();
+        let connectors = bindings.iter().map(|b| (b.name().to_string(), b.manifest().webhook_topics.iter().map(|t| t.name.clone()).collect::<Vec<_>>()));
+        // An embedder's own event sources can be subscribed to like connectors.
+        connectors.chain(self.host.extensions().sources()).collect()
     }
 
     /// (Re)load the script at `path`, or unload it if the file is gone.
     /// Returns whether a new version was installed.
     pub async fn reload(&self, path: &Path) -> bool {
         let Some(name) = script_name(path) else { return false };
+        let lock = self.reloading.lock().unwrap().entry(name.clone()).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(_) if !path.exists() => {
@@ -194,8 +212,10 @@ impl Scripts {
         let engine = self.engine.read().unwrap().clone();
         let connectors = self.connectors();
         let (n, p) = (name.clone(), path.to_path_buf());
-        let version = previous.as_ref().map(|s| s.version).unwrap_or_else(|| self.stored_version(&name)) + 1;
-        let compiled = tokio::task::spawn_blocking(move || compile(&engine, &n, &p, &text, version, connectors)).await;
+        // Versions never restart: a removed script's row keeps its last one.
+        let version = previous.as_ref().map(|s| s.version).unwrap_or(0).max(self.stored_version(&name)) + 1;
+        let max_load = self.limits.max_load_secs;
+        let compiled = tokio::task::spawn_blocking(move || compile(&engine, &n, &p, &text, version, connectors, max_load)).await;
         match compiled {
             Ok(Ok(script)) => {
                 self.install(Arc::new(script));
@@ -213,7 +233,7 @@ impl Scripts {
     }
 
     fn stored_version(&self, name: &str) -> i64 {
-        self.host.store().scripts().ok().and_then(|all| all.into_iter().find(|s| s.name == name)).map(|s| s.version).unwrap_or(0)
+        self.host.store().script_version(name).unwrap_or(0)
     }
 
     fn load_failed(&self, name: &str, error: String) {
@@ -228,46 +248,57 @@ impl Scripts {
         let old = self.loaded.write().unwrap().insert(name.clone(), script.clone());
         self.errors.write().unwrap().remove(&name);
         let dispatcher = self.host.dispatcher();
+        // One subscriber per function, taking every `on(...)` that names it.
+        let wanted = subscriptions(&script.triggers);
         if let Some(old) = &old {
-            for t in &old.triggers {
-                if let Trigger::On { function, .. } = t {
-                    if !script.triggers.contains(t) {
-                        dispatcher.unsubscribe(&subscriber_name(&name, function));
-                    }
+            for function in subscriptions(&old.triggers).keys() {
+                if !wanted.contains_key(function) {
+                    dispatcher.unsubscribe(&subscriber_name(&name, function));
                 }
             }
         }
-        for t in &script.triggers {
-            if let Trigger::On { connector, topic, function } = t {
-                dispatcher.subscribe(Arc::new(ScriptSubscriber {
-                    scripts: self.me.clone(),
-                    name: subscriber_name(&name, function),
-                    script: name.clone(),
-                    connector: connector.clone(),
-                    topic: topic.clone(),
-                    function: function.clone(),
-                }));
-            }
+        for (function, patterns) in wanted {
+            dispatcher.subscribe(Arc::new(ScriptSubscriber { scripts: self.me.clone(), name: subscriber_name(&name, &function), script: name.clone(), patterns, function }));
         }
         self.restart_schedules(&script);
         let triggers: Vec<String> = script.triggers.iter().map(Trigger::describe).collect();
-        let _ = self.host.store().script_loaded(&name, script.version, &serde_json::json!(triggers), now_ms());
+        let before: Option<Vec<String>> = match &old {
+            Some(old) => Some(old.triggers.iter().map(Trigger::describe).collect()),
+            None => self.stored_triggers(&name),
+        };
+        let change = before.and_then(|before| {
+            let added: Vec<&String> = triggers.iter().filter(|t| !before.contains(t)).collect();
+            let removed: Vec<&String> = before.iter().filter(|t| !triggers.contains(t)).collect();
+            (!added.is_empty() || !removed.is_empty()).then(|| serde_json::json!({ "version": script.version, "at": now_ms(), "added": added, "removed": removed }))
+        });
+        if let Some(c) = &change {
+            tracing::warn!(script = %name, version = script.version, added = %c["added"], removed = %c["removed"], "script triggers changed");
+        }
+        let _ = self.host.store().script_loaded(&name, script.version, &serde_json::json!(triggers), change.as_ref(), now_ms());
         tracing::info!(script = %name, version = script.version, triggers = %triggers.join("; "), "script loaded from {}", script.path.display());
+    }
+
+    /// The triggers the store last recorded for a script (a previous process,
+    /// or before its file was removed).
+    fn stored_triggers(&self, name: &str) -> Option<Vec<String>> {
+        let all = self.host.store().scripts().ok()?;
+        let s = all.into_iter().find(|s| s.name == name && s.version > 0)?;
+        serde_json::from_value(s.triggers).ok()
     }
 
     fn unload(&self, name: &str) {
         let Some(old) = self.loaded.write().unwrap().remove(name) else { return };
-        for t in &old.triggers {
-            if let Trigger::On { function, .. } = t {
-                self.host.dispatcher().unsubscribe(&subscriber_name(name, function));
-            }
+        // The dispatcher holds events for these for the hold window, in
+        // case the file comes back (a sync tool, `rm` then `cp`).
+        for function in subscriptions(&old.triggers).keys() {
+            self.host.dispatcher().unsubscribe(&subscriber_name(name, function));
         }
         if let Some(tasks) = self.schedules.lock().unwrap().remove(name) {
             tasks.iter().for_each(|t| t.abort());
         }
         self.errors.write().unwrap().remove(name);
-        let _ = self.host.store().script_removed(name);
-        tracing::info!(script = name, "script removed; its triggers stopped");
+        let _ = self.host.store().script_removed(name, now_ms());
+        tracing::info!(script = name, version = old.version, "script removed; its triggers stopped");
     }
 
     fn restart_schedules(&self, script: &Arc<Script>) {
@@ -310,21 +341,57 @@ impl Scripts {
         let store = self.host.store().clone();
         let (function, trigger) = (function.to_string(), trigger.to_string());
         let max = Duration::from_secs_f64(self.limits.max_run_secs);
-        tokio::task::spawn_blocking(move || run_blocking(&engine, &*store, &script, &function, arg, &trigger, max))
+        let (f, t, n) = (function.clone(), trigger.clone(), script.name.clone());
+        let result = tokio::task::spawn_blocking(move || run_blocking(&engine, &*store, &script, &function, arg, &trigger, max))
             .await
-            .unwrap_or_else(|e| Err(RunError { message: format!("the run panicked: {e}"), location: None, transient: false, run_id: 0 }))
+            .unwrap_or_else(|e| Err(RunError { message: format!("the run panicked: {e}"), location: None, transient: false, run_id: 0 }));
+        self.host.extensions().run_finished(crate::extend::RunOutcome {
+            script: n,
+            function: f,
+            trigger: t,
+            run_id: Some(match &result {
+                Ok((_, id)) => *id,
+                Err(e) => e.run_id,
+            })
+            .filter(|id| *id > 0),
+            result: result.as_ref().map(|(v, _)| v.clone()).map_err(|e| match &e.location {
+                Some(l) => format!("{l}: {}", e.message),
+                None => e.message.clone(),
+            }),
+        });
+        result.map(|(v, _)| v)
     }
+}
+
+/// Whether another process with this id runs. Called before this process
+/// starts any run, so a run under its own id is a previous incarnation's
+/// (a container restarts with the same pid). Without /proc, every other
+/// process counts as gone.
+fn process_alive(pid: i64) -> bool {
+    pid != std::process::id() as i64 && pid > 0 && Path::new("/proc").join(pid.to_string()).exists()
 }
 
 fn subscriber_name(script: &str, function: &str) -> String {
     format!("script:{script}:{function}")
 }
 
-fn compile(engine: &Engine, name: &str, path: &Path, text: &str, version: i64, connectors: Vec<(String, Vec<String>)>) -> Result<Script, String> {
+/// The `on(...)` patterns of each function, (connector, topic) each.
+fn subscriptions(triggers: &[Trigger]) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut by_function: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for t in triggers {
+        if let Trigger::On { connector, topic, function } = t {
+            by_function.entry(function.clone()).or_default().push((connector.clone(), topic.clone()));
+        }
+    }
+    by_function
+}
+
+fn compile(engine: &Engine, name: &str, path: &Path, text: &str, version: i64, connectors: Vec<(String, Vec<String>)>, max_load_secs: f64) -> Result<Script, String> {
     let file = path.display().to_string();
-    let mut ast = engine.compile(text).map_err(|e| format!("{file}:{}: syntax error: {}", e.1.line().unwrap_or(0), e.0))?;
+    let mut ast = engine.compile(text).map_err(|e| syntax_error(&file, text, &e))?;
     ast.set_source(file.as_str());
-    context::begin_load(name, context::LoadCtx { triggers: Vec::new(), connectors });
+    let deadline = Instant::now() + Duration::from_secs_f64(max_load_secs);
+    context::begin_load(name, context::LoadCtx { triggers: Vec::new(), exposed: Vec::new(), connectors }, deadline, max_load_secs);
     let result = engine.run_ast_with_scope(&mut Scope::new(), &ast);
     let ctx = context::end_load().expect("load context");
     if let Err(e) = result {
@@ -337,7 +404,26 @@ fn compile(engine: &Engine, name: &str, path: &Path, text: &str, version: i64, c
             return Err(format!("{file}: {} names function {f:?}, which this script does not define", t.describe()));
         }
     }
-    Ok(Script { name: name.into(), path: path.into(), version, ast, triggers: ctx.triggers, source_hash: hash(text) })
+    for f in &ctx.exposed {
+        if !ast.iter_functions().any(|d| d.name == f) {
+            return Err(format!("{file}: expose({f:?}) names a function this script does not define"));
+        }
+    }
+    Ok(Script { name: name.into(), path: path.into(), version, ast, triggers: ctx.triggers, exposed: ctx.exposed, source_hash: hash(text) })
+}
+
+/// `file:line: syntax error: ...`. For a missing closing bracket Rhai
+/// points where it gave up (often the end of the file); the line of the
+/// bracket left open says where to look.
+fn syntax_error(file: &str, text: &str, e: &rhai::ParseError) -> String {
+    let line = e.1.line().unwrap_or(0);
+    if let rhai::ParseErrorType::MissingToken(token, _) = &*e.0 {
+        if let Some((open_line, open_col)) = syntax::opener_of(token).and_then(|open| syntax::unclosed(text, open)) {
+            let open = syntax::opener_of(token).unwrap_or('{');
+            return format!("{file}:{open_line}: syntax error: `{open}` at column {open_col} is never closed ({} at line {line})", e.0);
+        }
+    }
+    format!("{file}:{line}: syntax error: {}", e.0)
 }
 
 /// Message, file:line and transience of a script error.
@@ -365,7 +451,7 @@ fn explain(err: &EvalAltResult, file: &str) -> (String, Option<String>, bool) {
             (message, location, transient)
         }
         EvalAltResult::ErrorRuntime(value, _) => (value.to_string(), location, false),
-        EvalAltResult::ErrorTerminated(_, _) => ("stopped: the run exceeded its wall-clock bound".into(), location, false),
+        EvalAltResult::ErrorTerminated(why, _) => (format!("stopped: {why}"), location, false),
         EvalAltResult::ErrorTooManyOperations(_) => ("stopped: the run exceeded its operation limit".into(), location, false),
         other => {
             let text = other.to_string();
@@ -375,7 +461,7 @@ fn explain(err: &EvalAltResult, file: &str) -> (String, Option<String>, bool) {
     }
 }
 
-fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Script, function: &str, arg: Option<serde_json::Value>, trigger: &str, max: Duration) -> Result<serde_json::Value, RunError> {
+fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Script, function: &str, arg: Option<serde_json::Value>, trigger: &str, max: Duration) -> Result<(serde_json::Value, i64), RunError> {
     let file = script.path.display().to_string();
     let arity = script.ast.iter_functions().find(|f| f.name == function).map(|f| f.params.len());
     let Some(arity) = arity else {
@@ -400,7 +486,7 @@ fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Scrip
     match outcome {
         Ok(v) => {
             let _ = store.run_finish(run_id, now_ms(), None, &steps);
-            Ok(v)
+            Ok((v, run_id))
         }
         Err((message, location, transient)) => {
             let _ = store.run_finish(run_id, now_ms(), Some((&message, location.as_deref())), &steps);
@@ -410,13 +496,14 @@ fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Scrip
     }
 }
 
-/// Delivers events of one `on(...)` trigger to the script's current version.
+/// Delivers events of every `on(...)` naming one function to the script's
+/// current version.
 struct ScriptSubscriber {
     scripts: Weak<Scripts>,
     name: String,
     script: String,
-    connector: String,
-    topic: String,
+    /// (connector, topic or `*`)
+    patterns: Vec<(String, String)>,
     function: String,
 }
 
@@ -425,11 +512,15 @@ impl Subscriber for ScriptSubscriber {
         &self.name
     }
     fn wants(&self, connector: &str, topic: &str) -> bool {
-        self.connector == connector && (self.topic == "*" || self.topic == topic)
+        self.patterns.iter().any(|(c, t)| c == connector && (t == "*" || t == topic))
     }
     fn deliver<'a>(&'a self, connector: &'a str, event: &'a Event) -> futures::future::BoxFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
             let scripts = self.scripts.upgrade().ok_or_else(|| Failure::transient("the script engine is stopping"))?;
+            // Removed or between versions: the file may come back; retry.
+            if scripts.current(&self.script).is_none() {
+                return Err(Failure::transient(format!("script {} is not loaded (removed, or its file is being replaced)", self.script)));
+            }
             let arg = serde_json::json!({
                 "connector": connector, "topic": event.topic, "id": event.id,
                 "subject": event.subject, "occurred_at": event.occurred_at, "payload": event.payload,

@@ -43,7 +43,10 @@ impl Scripts {
                 let Some(scripts) = me.upgrade() else { return };
                 for path in paths {
                     if script_name(&path).is_some() {
-                        scripts.reload(&path).await;
+                        // Its own task: a script whose top level is slow
+                        // holds up only its own next reload.
+                        let scripts = scripts.clone();
+                        tokio::spawn(async move { scripts.reload(&path).await });
                     } else if path.extension().is_some_and(|e| e == "wasm") && path.exists() {
                         match scripts.host.reload_plugin(&path).await {
                             Ok(swapped) if !swapped.is_empty() => {

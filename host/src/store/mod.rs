@@ -25,12 +25,68 @@ pub struct DeliveryRecord {
     pub body: Vec<u8>,
 }
 
-/// An accepted delivery and its events, each with the subscribers it goes to.
+/// An accepted delivery and its events. Events are stored once and matched
+/// to subscribers when they are dispatched ([`Store::route`]).
 #[derive(Debug, Clone)]
 pub struct Incoming {
     pub delivery: DeliveryRecord,
-    pub events: Vec<(Event, Vec<String>)>,
+    pub events: Vec<Event>,
 }
+
+/// A refused webhook request as recorded: body already cut to the
+/// retention's prefix.
+#[derive(Debug, Clone)]
+pub struct RefusedDelivery {
+    pub delivery: DeliveryRecord,
+    pub http_status: u16,
+    pub reason: String,
+}
+
+/// An event not yet matched to its subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrouted {
+    pub seq: i64,
+    pub connector: String,
+    pub topic: String,
+    pub received_at: i64,
+}
+
+/// Rows dropped by one [`Store::prune`], per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    pub dedupe: usize,
+    pub deliveries: usize,
+    pub refusals: usize,
+    pub events: usize,
+    pub runs: usize,
+    pub steps: usize,
+}
+
+impl Pruned {
+    pub fn total(&self) -> usize {
+        self.dedupe + self.deliveries + self.refusals + self.events + self.runs + self.steps
+    }
+}
+
+/// A connector's `kv` quota.
+#[derive(Debug, Clone, Copy)]
+pub struct KvQuota {
+    pub max_keys: u64,
+    pub max_bytes: u64,
+}
+
+/// A `kv_set` refused because the connector's quota is full; the store is
+/// unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvQuotaExceeded(pub String);
+
+impl std::fmt::Display for KvQuotaExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KvQuotaExceeded {}
 
 /// What committing one [`Incoming`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -132,6 +188,10 @@ pub struct ScriptStatus {
     pub triggers: serde_json::Value,
     pub error: Option<String>,
     pub error_at: Option<i64>,
+    /// When its file was removed; the row stays so versions keep counting.
+    pub removed_at: Option<i64>,
+    /// The last change of triggers: `{version, at, added, removed}`.
+    pub trigger_change: Option<serde_json::Value>,
     pub last_run: Option<RunRecord>,
 }
 
@@ -141,15 +201,24 @@ pub struct ScriptStatus {
 /// every engine keeps budgets where all its hosts see them.
 pub trait Store: crate::rate_limit::LedgerStore + Send + Sync {
     fn kv_get(&self, connector: &str, key: &str) -> Result<Option<Vec<u8>>>;
-    fn kv_set(&self, connector: &str, key: &str, value: &[u8]) -> Result<()>;
+    /// Set a key unless the connector's quota would be exceeded (then the
+    /// error is a [`KvQuotaExceeded`] and nothing changed).
+    fn kv_set(&self, connector: &str, key: &str, value: &[u8], quota: KvQuota) -> Result<()>;
     fn kv_delete(&self, connector: &str, key: &str) -> Result<()>;
 
     /// Commit many accepted deliveries in one transaction (one fsync).
     /// Events whose dedupe id was seen before are recorded as duplicates and
     /// get no dispatches.
     fn commit(&self, batch: &[Incoming]) -> Result<Vec<Committed>>;
-    /// Record a refused delivery with its reason.
-    fn record_refusal(&self, delivery: &DeliveryRecord, http_status: u16, reason: &str) -> Result<i64>;
+    /// Record refused deliveries with their reasons, keeping the newest
+    /// `keep` refusals.
+    fn record_refusals(&self, batch: &[RefusedDelivery], keep: u64) -> Result<()>;
+
+    /// Events not yet matched to subscribers, after `after_seq` in order.
+    fn unrouted(&self, after_seq: i64, limit: usize) -> Result<Vec<Unrouted>>;
+    /// Match events to subscribers: one pending dispatch per (event,
+    /// subscriber); an event with none is settled as unrouted.
+    fn route(&self, routes: &[(Unrouted, Vec<String>)], now: i64) -> Result<()>;
 
     /// Heads of lanes whose next attempt is due at `now`, at most `limit`.
     fn due(&self, now: i64, limit: usize) -> Result<Vec<Due>>;
@@ -170,8 +239,13 @@ pub trait Store: crate::rate_limit::LedgerStore + Send + Sync {
     fn refusals(&self, limit: usize) -> Result<Vec<Refusal>>;
     /// Drop dedupe keys older than the retention.
     fn prune_dedupe(&self, now: i64) -> Result<usize>;
+    /// Drop what the retention no longer keeps (dedupe keys included).
+    fn prune(&self, now: i64, retention: &crate::config::Retention) -> Result<Pruned>;
 
     fn run_start(&self, script: &str, version: i64, function: &str, trigger: &str, now: i64) -> Result<i64>;
+    /// Mark runs left running by a process that is gone (`alive(pid)` is
+    /// false) as interrupted. Returns how many.
+    fn interrupt_orphan_runs(&self, now: i64, alive: &dyn Fn(i64) -> bool) -> Result<usize>;
     fn run_finish(&self, id: i64, now: i64, error: Option<(&str, Option<&str>)>, steps: &[String]) -> Result<()>;
     fn runs(&self, script: Option<&str>, limit: usize) -> Result<Vec<RunRecord>>;
     fn run(&self, id: i64) -> Result<Option<RunRecord>>;
@@ -181,9 +255,13 @@ pub trait Store: crate::rate_limit::LedgerStore + Send + Sync {
     fn state_set(&self, script: &str, key: &str, value: &str, now: i64) -> Result<()>;
     fn state_delete(&self, script: &str, key: &str) -> Result<()>;
     /// Record a (re)load: a new version, or an error that left the old one.
-    fn script_loaded(&self, name: &str, version: i64, triggers: &serde_json::Value, now: i64) -> Result<()>;
+    /// `change` is set when the triggers differ from the previous version's.
+    fn script_loaded(&self, name: &str, version: i64, triggers: &serde_json::Value, change: Option<&serde_json::Value>, now: i64) -> Result<()>;
+    /// The highest version a script ever had here (removed ones included),
+    /// so a re-created file does not start again at 1.
+    fn script_version(&self, name: &str) -> Result<i64>;
     fn script_error(&self, name: &str, error: &str, now: i64) -> Result<()>;
-    fn script_removed(&self, name: &str) -> Result<()>;
+    fn script_removed(&self, name: &str, now: i64) -> Result<()>;
     fn scripts(&self) -> Result<Vec<ScriptStatus>>;
 }
 

@@ -2,7 +2,7 @@
 //! (a commit survives a process crash; WAL makes it cheap).
 use super::*;
 use anyhow::Context;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -13,8 +13,18 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_scripts", include_str!("../../migrations/sqlite/0003_scripts.sql")),
     ("0004_dispatch_lanes", include_str!("../../migrations/sqlite/0004_dispatch_lanes.sql")),
     ("0005_rate_ledger", include_str!("../../migrations/sqlite/0005_rate_ledger.sql")),
+    ("0006_retention_routing_quotas", include_str!("../../migrations/sqlite/0006_retention_routing_quotas.sql")),
 ];
 
+/// Rows deleted per statement while pruning, so a large backlog never
+/// holds the store for long.
+const PRUNE_BATCH: i64 = 5000;
+
+/// Every write transaction here is `BEGIN IMMEDIATE`: it takes the write
+/// lock first and waits for it (busy timeout). A deferred one that reads
+/// and then writes fails at once with "database is locked" when the
+/// ledger's connection wrote in between (WAL cannot upgrade a stale
+/// snapshot), which answered webhooks 503.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The rate ledger's own connection (`None` in memory, where a second
@@ -45,12 +55,15 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // The WAL is reset at each checkpoint; this caps the file it leaves
+        // behind after a burst of writes.
+        conn.pragma_update(None, "journal_size_limit", 16i64 << 20)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied INTEGER NOT NULL)")?;
         for (name, sql) in MIGRATIONS {
             let done: Option<String> = conn.query_row("SELECT name FROM schema_migrations WHERE name = ?1", [name], |r| r.get(0)).optional()?;
             if done.is_none() {
-                let tx = conn.transaction()?;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 tx.execute_batch(sql).with_context(|| format!("migration {name}"))?;
                 tx.execute("INSERT INTO schema_migrations (name, applied) VALUES (?1, ?2)", params![name, now_ms()])?;
                 tx.commit()?;
@@ -73,6 +86,7 @@ fn headers_json(headers: &[(String, String)]) -> String {
 }
 
 const STATUS_SQL: &str = "CASE
+    WHEN e.routed = 0 THEN 'waiting'
     WHEN EXISTS (SELECT 1 FROM dispatches d WHERE d.event_seq = e.seq AND d.status = 'dead') THEN 'dead'
     WHEN EXISTS (SELECT 1 FROM dispatches d WHERE d.event_seq = e.seq AND d.status = 'pending') THEN 'pending'
     WHEN EXISTS (SELECT 1 FROM dispatches d WHERE d.event_seq = e.seq) THEN 'delivered'
@@ -133,17 +147,49 @@ impl Store for SqliteStore {
         Ok(self.conn().query_row("SELECT value FROM kv WHERE connector = ?1 AND key = ?2", params![connector, key], |r| r.get(0)).optional()?)
     }
 
-    fn kv_set(&self, connector: &str, key: &str, value: &[u8]) -> Result<()> {
-        self.conn().execute(
+    fn kv_set(&self, connector: &str, key: &str, value: &[u8], quota: KvQuota) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let old: Option<i64> = tx.query_row("SELECT length(value) FROM kv WHERE connector = ?1 AND key = ?2", params![connector, key], |r| r.get(0)).optional()?;
+        let (keys, bytes): (i64, i64) =
+            tx.query_row("SELECT keys, bytes FROM kv_usage WHERE connector = ?1", [connector], |r| Ok((r.get(0)?, r.get(1)?))).optional()?.unwrap_or((0, 0));
+        let entry = (key.len() + value.len()) as i64;
+        let (new_keys, new_bytes) = match old {
+            Some(old_len) => (keys, bytes - (key.len() as i64 + old_len) + entry),
+            None => (keys + 1, bytes + entry),
+        };
+        if new_keys as u64 > quota.max_keys && old.is_none() {
+            return Err(KvQuotaExceeded(format!("kv quota: connector {connector} holds {keys} keys, its limit (quotas.kv_max_keys = {}); delete keys first", quota.max_keys)).into());
+        }
+        if new_bytes as u64 > quota.max_bytes && new_bytes > bytes {
+            return Err(KvQuotaExceeded(format!(
+                "kv quota: connector {connector} holds {bytes} bytes; this write would make {new_bytes}, above its limit (quotas.kv_max_bytes = {})",
+                quota.max_bytes
+            ))
+            .into());
+        }
+        tx.execute(
             "INSERT INTO kv (connector, key, value, updated) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (connector, key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
             params![connector, key, value, now_ms()],
         )?;
+        tx.execute(
+            "INSERT INTO kv_usage (connector, keys, bytes) VALUES (?1, ?2, ?3) ON CONFLICT (connector) DO UPDATE SET keys = excluded.keys, bytes = excluded.bytes",
+            params![connector, new_keys, new_bytes],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
     fn kv_delete(&self, connector: &str, key: &str) -> Result<()> {
-        self.conn().execute("DELETE FROM kv WHERE connector = ?1 AND key = ?2", params![connector, key])?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let old: Option<i64> = tx.query_row("SELECT length(value) FROM kv WHERE connector = ?1 AND key = ?2", params![connector, key], |r| r.get(0)).optional()?;
+        if let Some(old_len) = old {
+            tx.execute("DELETE FROM kv WHERE connector = ?1 AND key = ?2", params![connector, key])?;
+            tx.execute("UPDATE kv_usage SET keys = keys - 1, bytes = bytes - ?2 WHERE connector = ?1", params![connector, key.len() as i64 + old_len])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -154,7 +200,7 @@ impl Store for SqliteStore {
         // writes fails at once with SQLITE_BUSY when the rate ledger's
         // connection wrote in between: the webhook got a 503, and WICS
         // retries only 90 s later.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(batch.len());
         {
             let mut ins_delivery = tx.prepare_cached(
@@ -162,18 +208,15 @@ impl Store for SqliteStore {
             )?;
             let mut seen = tx.prepare_cached("SELECT 1 FROM dedupe WHERE connector = ?1 AND dedupe_id = ?2")?;
             let mut ins_event = tx.prepare_cached(
-                "INSERT INTO events (connector, topic, dedupe_id, subject, occurred_at, payload, received_at, delivery_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+                "INSERT INTO events (connector, topic, dedupe_id, subject, occurred_at, payload, received_at, delivery_id, routed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, 0)",
             )?;
             let mut ins_dedupe = tx.prepare_cached("INSERT INTO dedupe (connector, dedupe_id, seen_at, event_seq) VALUES (?1, ?2, ?3, ?4)")?;
-            let mut ins_dispatch = tx.prepare_cached(
-                "INSERT INTO dispatches (event_seq, subscriber, status, attempts, next_at, updated_at, connector, topic) VALUES (?1, ?2, 'pending', 0, ?3, ?3, ?4, ?5)",
-            )?;
             let mut link = tx.prepare_cached("UPDATE events SET delivery_id = ?1 WHERE seq = ?2")?;
             for incoming in batch {
                 let d = &incoming.delivery;
                 let mut c = Committed::default();
                 let mut seqs = Vec::new();
-                for (event, subscribers) in &incoming.events {
+                for event in &incoming.events {
                     if seen.exists(params![d.connector, event.id])? {
                         c.duplicates += 1;
                         continue;
@@ -181,9 +224,6 @@ impl Store for SqliteStore {
                     ins_event.execute(params![d.connector, event.topic, event.id, event.subject, event.occurred_at, event.payload.to_string(), d.received_at])?;
                     let seq = tx.last_insert_rowid();
                     ins_dedupe.execute(params![d.connector, event.id, d.received_at, seq])?;
-                    for s in subscribers {
-                        ins_dispatch.execute(params![seq, s, d.received_at, d.connector, event.topic])?;
-                    }
                     seqs.push(seq);
                     c.new_events += 1;
                 }
@@ -200,13 +240,55 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn record_refusal(&self, d: &DeliveryRecord, http_status: u16, reason: &str) -> Result<i64> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO deliveries (connector, received_at, http_status, outcome, reason, headers, body) VALUES (?1, ?2, ?3, 'refused', ?4, ?5, ?6)",
-            params![d.connector, d.received_at, http_status, reason, headers_json(&d.headers), d.body],
+    fn record_refusals(&self, batch: &[RefusedDelivery], keep: u64) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO deliveries (connector, received_at, http_status, outcome, reason, headers, body) VALUES (?1, ?2, ?3, 'refused', ?4, ?5, ?6)",
+            )?;
+            for r in batch {
+                let d = &r.delivery;
+                ins.execute(params![d.connector, d.received_at, r.http_status, r.reason, headers_json(&d.headers), d.body])?;
+            }
+        }
+        // The newest `keep` stay: a flood replaces old refusals instead of
+        // filling the disk.
+        tx.execute(
+            "DELETE FROM deliveries WHERE outcome = 'refused' AND id <= (SELECT id FROM deliveries WHERE outcome = 'refused' ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+            [keep as i64],
         )?;
-        Ok(conn.last_insert_rowid())
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn unrouted(&self, after_seq: i64, limit: usize) -> Result<Vec<Unrouted>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT seq, connector, topic, received_at FROM events WHERE routed = 0 AND seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(params![after_seq, limit as i64], |r| Ok(Unrouted { seq: r.get(0)?, connector: r.get(1)?, topic: r.get(2)?, received_at: r.get(3)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn route(&self, routes: &[(Unrouted, Vec<String>)], now: i64) -> Result<()> {
+        if routes.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT OR IGNORE INTO dispatches (event_seq, subscriber, status, attempts, next_at, updated_at, connector, topic) VALUES (?1, ?2, 'pending', 0, ?3, ?3, ?4, ?5)",
+            )?;
+            let mut done = tx.prepare_cached("UPDATE events SET routed = 1 WHERE seq = ?1")?;
+            for (e, subscribers) in routes {
+                for s in subscribers {
+                    ins.execute(params![e.seq, s, now, e.connector, e.topic])?;
+                }
+                done.execute([e.seq])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn due(&self, now: i64, limit: usize) -> Result<Vec<Due>> {
@@ -246,7 +328,7 @@ impl Store for SqliteStore {
 
     fn mark_delivered(&self, seq: i64, subscriber: &str, now: i64) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("UPDATE dispatches SET status = 'delivered', attempts = attempts + 1, last_error = NULL, updated_at = ?3 WHERE event_seq = ?1 AND subscriber = ?2", params![seq, subscriber, now])?;
         tx.execute("INSERT INTO attempts (event_seq, subscriber, at, ok) VALUES (?1, ?2, ?3, 1)", params![seq, subscriber, now])?;
         tx.commit()?;
@@ -255,7 +337,7 @@ impl Store for SqliteStore {
 
     fn mark_failed(&self, seq: i64, subscriber: &str, now: i64, error: &str, retry_at: Option<i64>) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (status, next) = match retry_at {
             Some(at) => ("pending", at),
             None => ("dead", now),
@@ -270,10 +352,15 @@ impl Store for SqliteStore {
     }
 
     fn replay(&self, seq: i64, now: i64) -> Result<usize> {
-        Ok(self.conn().execute(
-            "UPDATE dispatches SET status = 'pending', attempts = 0, next_at = ?2, updated_at = ?2 WHERE event_seq = ?1 AND status IN ('dead', 'delivered')",
-            params![seq, now],
-        )?)
+        let conn = self.conn();
+        // An event no subscriber wanted is routed again: a subscriber added
+        // since gets it.
+        let rerouted = conn.execute("UPDATE events SET routed = 0 WHERE seq = ?1 AND NOT EXISTS (SELECT 1 FROM dispatches d WHERE d.event_seq = ?1)", [seq])?;
+        Ok(rerouted
+            + conn.execute(
+                "UPDATE dispatches SET status = 'pending', attempts = 0, next_at = ?2, updated_at = ?2 WHERE event_seq = ?1 AND status IN ('dead', 'delivered')",
+                params![seq, now],
+            )?)
     }
 
     fn replay_dead(&self, now: i64) -> Result<usize> {
@@ -344,10 +431,119 @@ impl Store for SqliteStore {
         Ok(self.conn().execute("DELETE FROM dedupe WHERE seen_at < ?1", [now - DEDUPE_RETENTION_MS])?)
     }
 
+    fn prune(&self, now: i64, r: &crate::config::Retention) -> Result<Pruned> {
+        use crate::config::Retention;
+        let mut p = Pruned { dedupe: self.prune_dedupe(now)?, ..Default::default() };
+        // Each statement deletes at most PRUNE_BATCH rows and takes the lock
+        // anew, so ingress and dispatch interleave with a long prune.
+        let batches = |sql: &str, args: &[i64]| -> Result<usize> {
+            let mut total = 0;
+            loop {
+                let mut conn = self.conn();
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let n = tx.execute(sql, rusqlite::params_from_iter(args.iter().chain([&PRUNE_BATCH])))?;
+                tx.commit()?;
+                total += n;
+                if (n as i64) < PRUNE_BATCH {
+                    return Ok(total);
+                }
+            }
+        };
+        // Deliveries: by age, then by count. Events keep their rows and
+        // lose the link to the request that brought them.
+        let unlink = |outcomes: &str, cutoff_id: i64| -> Result<()> {
+            self.conn().execute(
+                &format!("UPDATE events SET delivery_id = NULL WHERE delivery_id IN (SELECT id FROM deliveries WHERE id <= ?1 AND outcome IN ({outcomes}))"),
+                [cutoff_id],
+            )?;
+            Ok(())
+        };
+        for (outcomes, days, max, count) in [
+            ("'accepted', 'duplicate'", r.deliveries_days, r.max_deliveries, &mut p.deliveries),
+            ("'refused'", r.refusals_days, r.max_refusals, &mut p.refusals),
+        ] {
+            let by_age: Option<i64> = self.conn().query_row(
+                &format!("SELECT MAX(id) FROM deliveries WHERE received_at < ?1 AND outcome IN ({outcomes})"),
+                [now - Retention::ms(days)],
+                |row| row.get(0),
+            )?;
+            let by_count: Option<i64> = self
+                .conn()
+                .query_row(&format!("SELECT id FROM deliveries WHERE outcome IN ({outcomes}) ORDER BY id DESC LIMIT 1 OFFSET ?1"), [max as i64], |row| row.get(0))
+                .optional()?;
+            let Some(cutoff) = by_age.max(by_count) else { continue };
+            unlink(outcomes, cutoff)?;
+            *count = batches(&format!("DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE id <= ?1 AND outcome IN ({outcomes}) LIMIT ?2)"), &[cutoff])?;
+        }
+        // Events whose every dispatch is settled (or that had none), past
+        // their age; dead letters are kept longer. Pending work is never
+        // dropped.
+        let settled = |dead: bool| {
+            format!(
+                "SELECT e.seq FROM events e WHERE e.received_at < ?1 AND e.routed = 1
+                   AND NOT EXISTS (SELECT 1 FROM dispatches d WHERE d.event_seq = e.seq AND d.status = 'pending')
+                   AND {} EXISTS (SELECT 1 FROM dispatches d WHERE d.event_seq = e.seq AND d.status = 'dead')
+                 LIMIT ?2",
+                if dead { "" } else { "NOT" }
+            )
+        };
+        for (dead, days) in [(false, r.events_days), (true, r.dead_days)] {
+            let cutoff = now - Retention::ms(days);
+            loop {
+                let mut conn = self.conn();
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let seqs: Vec<i64> = tx.prepare(&settled(dead))?.query_map(params![cutoff, PRUNE_BATCH], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+                for seq in &seqs {
+                    tx.execute("DELETE FROM attempts WHERE event_seq = ?1", [seq])?;
+                    tx.execute("DELETE FROM dispatches WHERE event_seq = ?1", [seq])?;
+                    tx.execute("DELETE FROM events WHERE seq = ?1", [seq])?;
+                }
+                tx.commit()?;
+                p.events += seqs.len();
+                if (seqs.len() as i64) < PRUNE_BATCH {
+                    break;
+                }
+            }
+        }
+        // Steps whose run has ended (or is gone), past their age.
+        p.steps = batches(
+            "DELETE FROM steps WHERE rowid IN (SELECT s.rowid FROM steps s WHERE s.at < ?1
+               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = s.run_id AND r.outcome IS NULL) LIMIT ?2)",
+            &[now - Retention::ms(r.steps_days)],
+        )?;
+        // Ended runs: by age, then by count.
+        let by_count: Option<i64> = self.conn().query_row("SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?1", [r.max_runs as i64], |row| row.get(0)).optional()?;
+        p.runs = batches(
+            "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE outcome IS NOT NULL AND (started_at < ?1 OR id <= ?2) LIMIT ?3)",
+            &[now - Retention::ms(r.runs_days), by_count.unwrap_or(0)],
+        )?;
+        Ok(p)
+    }
+
     fn run_start(&self, script: &str, version: i64, function: &str, trigger: &str, now: i64) -> Result<i64> {
         let conn = self.conn();
-        conn.execute("INSERT INTO runs (script, version, function, trigger, started_at) VALUES (?1, ?2, ?3, ?4, ?5)", params![script, version, function, trigger, now])?;
+        conn.execute(
+            "INSERT INTO runs (script, version, function, trigger, started_at, pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![script, version, function, trigger, now, std::process::id()],
+        )?;
         Ok(conn.last_insert_rowid())
+    }
+
+    fn interrupt_orphan_runs(&self, now: i64, alive: &dyn Fn(i64) -> bool) -> Result<usize> {
+        let conn = self.conn();
+        let running: Vec<(i64, Option<i64>)> =
+            conn.prepare("SELECT id, pid FROM runs WHERE outcome IS NULL")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        let mut n = 0;
+        for (id, pid) in running {
+            if pid.is_some_and(alive) {
+                continue;
+            }
+            n += conn.execute(
+                "UPDATE runs SET outcome = 'interrupted', ended_at = ?2, error = 'the host stopped during this run (crash, kill or power loss); steps it stored are kept' WHERE id = ?1 AND outcome IS NULL",
+                params![id, now],
+            )?;
+        }
+        Ok(n)
     }
 
     fn run_finish(&self, id: i64, now: i64, error: Option<(&str, Option<&str>)>, steps: &[String]) -> Result<()> {
@@ -399,13 +595,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn script_loaded(&self, name: &str, version: i64, triggers: &serde_json::Value, now: i64) -> Result<()> {
+    fn script_loaded(&self, name: &str, version: i64, triggers: &serde_json::Value, change: Option<&serde_json::Value>, now: i64) -> Result<()> {
         self.conn().execute(
-            "INSERT INTO scripts (name, version, loaded_at, triggers) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (name) DO UPDATE SET version = excluded.version, loaded_at = excluded.loaded_at, triggers = excluded.triggers, error = NULL, error_at = NULL",
-            params![name, version, now, triggers.to_string()],
+            "INSERT INTO scripts (name, version, loaded_at, triggers, trigger_change) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (name) DO UPDATE SET version = excluded.version, loaded_at = excluded.loaded_at, triggers = excluded.triggers,
+                 error = NULL, error_at = NULL, removed_at = NULL, trigger_change = COALESCE(excluded.trigger_change, scripts.trigger_change)",
+            params![name, version, now, triggers.to_string(), change.map(|c| c.to_string())],
         )?;
         Ok(())
+    }
+
+    fn script_version(&self, name: &str) -> Result<i64> {
+        Ok(self.conn().query_row("SELECT version FROM scripts WHERE name = ?1", [name], |r| r.get(0)).optional()?.unwrap_or(0))
     }
 
     fn script_error(&self, name: &str, error: &str, now: i64) -> Result<()> {
@@ -417,14 +618,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn script_removed(&self, name: &str) -> Result<()> {
-        self.conn().execute("DELETE FROM scripts WHERE name = ?1", [name])?;
+    fn script_removed(&self, name: &str, now: i64) -> Result<()> {
+        self.conn().execute("UPDATE scripts SET removed_at = ?2 WHERE name = ?1", params![name, now])?;
         Ok(())
     }
 
     fn scripts(&self) -> Result<Vec<ScriptStatus>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT name, version, loaded_at, triggers, error, error_at FROM scripts ORDER BY name")?;
+        let mut stmt = conn.prepare("SELECT name, version, loaded_at, triggers, error, error_at, removed_at, trigger_change FROM scripts ORDER BY name")?;
         let rows: Vec<ScriptStatus> = stmt
             .query_map([], |r| {
                 let triggers: String = r.get(3)?;
@@ -435,6 +636,8 @@ impl Store for SqliteStore {
                     triggers: serde_json::from_str(&triggers).unwrap_or_default(),
                     error: r.get(4)?,
                     error_at: r.get(5)?,
+                    removed_at: r.get(6)?,
+                    trigger_change: r.get::<_, Option<String>>(7)?.and_then(|t| serde_json::from_str(&t).ok()),
                     last_run: None,
                 })
             })?
@@ -460,8 +663,91 @@ mod tests {
     fn incoming(events: Vec<Event>) -> Incoming {
         Incoming {
             delivery: DeliveryRecord { connector: "wics".into(), received_at: 1000, headers: vec![], body: b"{}".to_vec() },
-            events: events.into_iter().map(|e| (e, vec!["sub".to_string()])).collect(),
+            events,
         }
+    }
+
+    /// Route every waiting event to "sub", as the dispatcher would.
+    fn route_all(s: &SqliteStore) {
+        let waiting = s.unrouted(0, 10_000).unwrap();
+        s.route(&waiting.into_iter().map(|u| (u, vec!["sub".to_string()])).collect::<Vec<_>>(), 1000).unwrap();
+    }
+
+    fn refused(connector: &str, body: usize) -> RefusedDelivery {
+        RefusedDelivery {
+            delivery: DeliveryRecord { connector: connector.into(), received_at: 1000, headers: vec![], body: vec![b'x'; body] },
+            http_status: 401,
+            reason: "bad signature".into(),
+        }
+    }
+
+    #[test]
+    fn refusals_keep_only_the_newest() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        for _ in 0..5 {
+            s.record_refusals(&(0..10).map(|_| refused("wics", 10)).collect::<Vec<_>>(), 25).unwrap();
+        }
+        let kept = s.refusals(1000).unwrap();
+        assert_eq!(kept.len(), 25);
+        assert_eq!(kept[0].id, 50, "the newest stay");
+    }
+
+    #[test]
+    fn prune_keeps_pending_work_and_drops_what_retention_does_not_keep() {
+        use crate::config::Retention;
+        let s = SqliteStore::open_in_memory().unwrap();
+        s.commit(&[incoming(vec![ev("a", "T"), ev("b", "U")])]).unwrap(); // received_at 1000
+        route_all(&s);
+        let due = s.due(2000, 10).unwrap();
+        s.mark_delivered(due[0].seq, "sub", 2000).unwrap(); // a settled, b pending
+        let run = s.run_start("x", 1, "f", "manual", 1000).unwrap();
+        s.step_put("x", "k", "1", run, 1000).unwrap();
+        let running = s.run_start("x", 1, "f", "manual", 1000).unwrap();
+        s.step_put("x", "k2", "1", running, 1000).unwrap();
+        s.run_finish(run, 1500, None, &[]).unwrap();
+        s.record_refusals(&[refused("wics", 10)], 100).unwrap();
+        let day = Retention::ms(1.0);
+        let r = Retention { deliveries_days: 1.0, refusals_days: 1.0, events_days: 1.0, runs_days: 1.0, steps_days: 3.0, ..Retention::default() };
+        assert_eq!(s.prune(1000 + day / 2, &r).unwrap().total(), 0, "nothing is old yet");
+        let p = s.prune(1000 + 4 * day, &r).unwrap();
+        assert_eq!((p.deliveries, p.refusals, p.events, p.runs, p.steps), (1, 1, 1, 1, 1), "{p:?}");
+        let left: Vec<_> = s.list_events(&EventFilter::default()).unwrap().into_iter().map(|e| e.dedupe_id).collect();
+        assert_eq!(left, ["b"], "the pending event stays");
+        assert!(s.step_get("x", "k2").unwrap().is_some(), "a running run's steps stay");
+        assert!(s.run(running).unwrap().is_some(), "a running run stays");
+    }
+
+    #[test]
+    fn kv_quota_counts_keys_and_bytes_per_connector() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let q = KvQuota { max_keys: 3, max_bytes: 100 };
+        for k in ["a", "b", "c"] {
+            s.kv_set("w", k, b"1234", q).unwrap();
+        }
+        let e = s.kv_set("w", "d", b"1", q).unwrap_err();
+        assert!(e.downcast_ref::<KvQuotaExceeded>().is_some_and(|e| e.0.contains("3 keys")), "{e:#}");
+        s.kv_set("w", "a", b"replaced", q).unwrap();
+        s.kv_set("other", "d", b"1", q).unwrap();
+        let e = s.kv_set("w", "b", &[0; 100], q).unwrap_err();
+        assert!(e.to_string().contains("kv_max_bytes"), "{e}");
+        s.kv_delete("w", "c").unwrap();
+        s.kv_set("w", "d", b"1", q).unwrap();
+        assert_eq!(s.kv_get("w", "b").unwrap().as_deref(), Some(&b"1234"[..]), "a refused write changes nothing");
+    }
+
+    #[test]
+    fn versions_survive_removal_and_orphan_runs_are_interrupted() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        s.script_loaded("x", 4, &serde_json::json!([]), None, 1).unwrap();
+        s.script_removed("x", 2).unwrap();
+        assert_eq!(s.script_version("x").unwrap(), 4);
+        assert!(s.scripts().unwrap()[0].removed_at.is_some());
+        let mine = s.run_start("x", 4, "f", "manual", 1).unwrap();
+        let gone = s.run_start("x", 4, "f", "manual", 1).unwrap();
+        s.conn().execute("UPDATE runs SET pid = 0 WHERE id = ?1", [gone]).unwrap();
+        assert_eq!(s.interrupt_orphan_runs(5, &|pid| pid != 0).unwrap(), 1);
+        assert_eq!(s.run(gone).unwrap().unwrap().outcome.as_deref(), Some("interrupted"));
+        assert_eq!(s.run(mine).unwrap().unwrap().outcome, None);
     }
 
     #[test]
@@ -470,9 +756,10 @@ mod tests {
         let path = dir.path().join("s.db");
         {
             let s = SqliteStore::open(&path).unwrap();
-            s.kv_set("a", "k", b"1").unwrap();
-            s.kv_set("a", "k", b"2").unwrap();
-            s.kv_set("b", "k", b"3").unwrap();
+            let q = KvQuota { max_keys: 10, max_bytes: 100 };
+            s.kv_set("a", "k", b"1", q).unwrap();
+            s.kv_set("a", "k", b"2", q).unwrap();
+            s.kv_set("b", "k", b"3", q).unwrap();
         }
         let s = SqliteStore::open(&path).unwrap();
         assert_eq!(s.kv_get("a", "k").unwrap().as_deref(), Some(&b"2"[..]));
@@ -488,6 +775,8 @@ mod tests {
         assert_eq!((c[0].new_events, c[0].duplicates), (2, 0));
         assert_eq!((c[1].new_events, c[1].duplicates), (0, 1));
         assert_eq!(s.list_events(&EventFilter::default()).unwrap().len(), 2);
+        assert!(s.due(2000, 10).unwrap().is_empty(), "nothing is due before routing");
+        route_all(&s);
         assert_eq!(s.due(2000, 10).unwrap().len(), 1, "one lane, so only its head is due");
     }
 
@@ -505,6 +794,7 @@ mod tests {
     fn lanes_go_in_order_and_failures_hold_the_lane() {
         let s = SqliteStore::open_in_memory().unwrap();
         s.commit(&[incoming(vec![ev("a", "T"), ev("b", "T"), ev("c", "U")])]).unwrap();
+        route_all(&s);
         let due = s.due(2000, 10).unwrap();
         let ids: Vec<_> = due.iter().map(|d| d.event.id.as_str()).collect();
         assert_eq!(ids, ["a", "c"], "the heads of lanes T and U");

@@ -4,10 +4,19 @@
 //! events it returns are committed to the store before we answer 200, so a
 //! 200 always means "durably ours". Commits from concurrent deliveries are
 //! grouped into one transaction by the [`Committer`]. Every refusal is
-//! recorded with its reason and the raw body, headers with secrets redacted.
+//! recorded with its reason and a bounded prefix of the body (none for an
+//! unknown connector), headers with secrets redacted, off the request path
+//! by the [`RefusalLog`].
 mod committer;
+mod refusals;
 
 pub use committer::Committer;
+pub use refusals::RefusalLog;
+
+/// Bytes of headers a refusal keeps at most.
+pub fn refusals_header_cap() -> usize {
+    refusals::MAX_HEADERS
+}
 
 use crate::dispatch::Dispatcher;
 use crate::error::ErrorKind;
@@ -60,31 +69,65 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
 }
 
+enum BodyError {
+    TooLarge,
+    /// The connection ended (or failed) before the body did.
+    Incomplete(String),
+}
+
+/// The whole body, at most `max` bytes; on failure, what arrived with why.
+async fn read_body(body: Body, max: usize, declared: Option<u64>) -> Result<Vec<u8>, (Vec<u8>, BodyError)> {
+    use futures::StreamExt;
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err((Vec::new(), BodyError::TooLarge));
+    }
+    let mut stream = body.into_data_stream();
+    let mut got = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) if got.len() + c.len() > max => return Err((got, BodyError::TooLarge)),
+            Ok(c) => got.extend_from_slice(&c),
+            Err(e) => {
+                let why = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
+                return Err((got, BodyError::Incomplete(why)));
+            }
+        }
+    }
+    Ok(got)
+}
+
 async fn receive(state: State<Arc<Ingress>>, Path(connector): Path<String>, query: RawQuery, headers: HeaderMap, body: Body) -> Response {
     handle(state, connector, String::new(), query, headers, body).await
 }
 
 async fn handle(State(ing): State<Arc<Ingress>>, connector: String, path: String, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
     let mut record = DeliveryRecord { connector: connector.clone(), received_at: now_ms(), headers: redact(&headers), body: Vec::new() };
-    let refuse = |record: &DeliveryRecord, status: StatusCode, reason: String| {
-        if let Err(e) = ing.host.store().record_refusal(record, status.as_u16(), &reason) {
-            tracing::error!(connector = %record.connector, "could not record a refused webhook: {e:#}");
-        }
+    let refuse = |record: DeliveryRecord, status: StatusCode, reason: String, known: bool| {
         tracing::warn!(connector = %record.connector, status = status.as_u16(), "webhook refused: {reason}");
+        ing.host.refusals().record(record, status.as_u16(), &reason, known);
         answer(status, serde_json::json!({ "error": reason }))
     };
 
-    let bytes = match axum::body::to_bytes(body, ing.max_body).await {
+    // An unknown connector is answered before its body is read.
+    let Ok(binding) = ing.host.connector(&connector) else {
+        return refuse(record, StatusCode::NOT_FOUND, format!("no connector named {connector:?}"), false);
+    };
+    let declared = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let body = match read_body(body, ing.max_body, declared).await {
         Ok(b) => b,
-        Err(_) => {
-            let len = headers.get("content-length").and_then(|v| v.to_str().ok()).unwrap_or("unknown");
-            return refuse(&record, StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds {} bytes (content-length: {len})", ing.max_body));
+        Err((got, BodyError::TooLarge)) => {
+            record.body = got;
+            let len = declared.map(|n| n.to_string()).unwrap_or_else(|| "not given".into());
+            return refuse(record, StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds {} bytes (content-length: {len})", ing.max_body), true);
+        }
+        Err((got, BodyError::Incomplete(error))) => {
+            let of = declared.map(|n| format!(" of {n}")).unwrap_or_default();
+            let reason = format!("incomplete body: the sender stopped after {}{of} bytes ({error})", got.len());
+            record.body = got;
+            return refuse(record, StatusCode::BAD_REQUEST, reason, true);
         }
     };
-    record.body = bytes.to_vec();
-    let Ok(binding) = ing.host.connector(&connector) else {
-        return refuse(&record, StatusCode::NOT_FOUND, format!("no connector named {connector:?}"));
-    };
+    record.body = body;
     let received = Received {
         method: "POST".into(),
         path,
@@ -101,14 +144,11 @@ async fn handle(State(ing): State<Arc<Ingress>>, connector: String, path: String
                 // Our fault (a plugin trap, a timeout): let the vendor retry.
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            return refuse(&record, status, e.to_string());
+            return refuse(record, status, e.to_string(), true);
         }
     };
-    let events = events.into_iter().map(|e| {
-        let subs = ing.dispatcher.subscribers_for(&connector, &e.topic);
-        (e, subs)
-    });
-    let incoming = Incoming { delivery: record.clone(), events: events.collect() };
+    // Matched to subscribers when dispatched (crate::dispatch::route).
+    let incoming = Incoming { delivery: record, events };
     match ing.committer.commit(incoming).await {
         Ok(c) => {
             if c.new_events > 0 {

@@ -194,6 +194,24 @@ impl Connector for Probe {
                 Ok(json!({ "allocated_mib": chunks.len() }))
             }),
             op("panic", "panics", any(), |_| panic!("the probe was asked to panic")),
+            op("sleep", "sleeps `ms` in WASI", any(), |v| {
+                let ms = v.get("ms").and_then(Value::as_u64).unwrap_or(0);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Ok(json!({ "slept_ms": ms }))
+            }),
+            op("http_loop", "sends the described request again and again, forever", any(), |v| loop {
+                let _ = http(v);
+            }),
+            op("verify_many", "guesses at a credential `n` times through verify-hmac-sha256", any(), |v| {
+                let n = v.get("n").and_then(Value::as_u64).unwrap_or(1);
+                let mut valid = 0;
+                for i in 0..n {
+                    if auth::verify_hmac_sha256("webhook_secret", b"guess", &format!("{i:064x}"), auth::SignatureEncoding::Hex) {
+                        valid += 1;
+                    }
+                }
+                Ok(json!({ "tried": n, "valid": valid }))
+            }),
             op("memory_contains", "scans linear memory for a masked needle", any(), memory_contains),
         ]
     }

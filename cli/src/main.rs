@@ -1,10 +1,14 @@
-//! The `spoke` command line. Parsing only: every command is a call into the
-//! library (`spoke::cli`).
+//! The `spoke` command line. Parsing here; each command is a call into the
+//! `spoke` library (`cli.rs`), and the demo drives the vendor sandbox
+//! (`demo.rs`). Nothing in this crate is part of the embeddable engine.
+mod cli;
+mod demo;
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     restore_sigpipe();
-    spoke::cli::run(spoke::cli::Cli::parse())
+    cli::run(cli::Cli::parse())
 }
 
 /// Rust ignores SIGPIPE, so `spoke describe wics | head` would panic on a

@@ -189,9 +189,11 @@ fn events_cli_lists_shows_and_replays_dead_letters() {
         store
             .commit(&[Incoming {
                 delivery: DeliveryRecord { connector: "probe".into(), received_at: 1_700_000_000_000, headers: vec![], body: b"{}".to_vec() },
-                events: vec![(event, vec!["sink".into()])],
+                events: vec![event],
             }])
             .unwrap();
+        let waiting = store.unrouted(0, 10).unwrap();
+        store.route(&waiting.into_iter().map(|u| (u, vec!["sink".to_string()])).collect::<Vec<_>>(), 1_700_000_000_000).unwrap();
         store.mark_failed(1, "sink", 1_700_000_000_500, "sink was down", None).unwrap();
     }
     let list = spoke(&cfg, &["events", "list", "--status", "dead"]);
@@ -206,4 +208,22 @@ fn events_cli_lists_shows_and_replays_dead_letters() {
     assert!(!again.status.success(), "nothing left to replay is not a success");
     let pending = spoke(&cfg, &["events", "list", "--status", "pending"]);
     assert!(String::from_utf8_lossy(&pending.stdout).contains("order-9"));
+}
+
+#[test]
+fn scripts_cli_reports_trigger_changes_and_removals() {
+    use spoke::store::{SqliteStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    {
+        let store = SqliteStore::open(&dir.path().join("spoke.db")).unwrap();
+        let change = serde_json::json!({"version": 3, "at": 1_700_000_000_000i64, "added": ["on wics/* -> h"], "removed": ["on probe/PING -> h"]});
+        store.script_loaded("chain", 3, &serde_json::json!(["on wics/* -> h"]), Some(&change), 1_700_000_000_000).unwrap();
+        store.script_loaded("gone", 7, &serde_json::json!([]), None, 1_700_000_000_000).unwrap();
+        store.script_removed("gone", 1_700_000_000_500).unwrap();
+    }
+    let out = spoke(&cfg, &["scripts"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("triggers changed in version 3") && text.contains("added [on wics/* -> h], removed [on probe/PING -> h]"), "{text}");
+    assert!(text.contains("gone (removed") && text.contains("was version 7"), "{text}");
 }

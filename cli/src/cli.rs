@@ -1,5 +1,5 @@
 //! The `spoke` commands. `main.rs` only parses; each command is here.
-use crate::{Config, Host};
+use spoke::{Config, Host};
 use clap::{Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
@@ -155,7 +155,8 @@ pub enum EventsCommand {
         connector: Option<String>,
         #[arg(long)]
         topic: Option<String>,
-        /// pending, delivered, dead or unrouted.
+        /// waiting (not yet matched to subscribers, or held for one that is
+        /// briefly absent), pending, delivered, dead or unrouted.
         #[arg(long)]
         status: Option<String>,
         #[arg(long, default_value_t = 50)]
@@ -195,7 +196,7 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         match dispatch(cli).await {
             Ok(code) => code,
             Err(e) => {
@@ -203,7 +204,11 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // A script run or load still on a blocking thread must not keep the
+    // process alive after a stop: give it a moment, then leave.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }
 
 fn init_tracing(filter: &str) {
@@ -228,8 +233,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{:<16} {:<10} {:>10}  {:<14} {}", "PLUGIN", "VERSION", "OPERATIONS", "LOADED FROM", "FILE");
             for p in host.plugins() {
                 let from = match p.source {
-                    crate::plugin::Source::Cache => "compile cache",
-                    crate::plugin::Source::Compiled => "fresh compile",
+                    spoke::plugin::Source::Cache => "compile cache",
+                    spoke::plugin::Source::Compiled => "fresh compile",
                 };
                 println!("{:<16} {:<10} {:>10}  {:<14} {}", p.manifest.name, p.manifest.version, p.manifest.operations.len(), from, p.path.display());
             }
@@ -276,8 +281,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         eprintln!("  retry after: {:.1} s", ms as f64 / 1000.0);
                     }
                     Ok(ExitCode::from(match e.kind {
-                        crate::ErrorKind::InvalidInput => 2,
-                        crate::ErrorKind::Vendor | crate::ErrorKind::NotFound | crate::ErrorKind::Conflict => 3,
+                        spoke::ErrorKind::InvalidInput => 2,
+                        spoke::ErrorKind::Vendor | spoke::ErrorKind::NotFound | spoke::ErrorKind::Conflict => 3,
                         _ => 1,
                     }))
                 }
@@ -295,10 +300,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sandbox { command } => sandbox(command.unwrap_or(SandboxCommand::Start { write: None, hooks: "http://127.0.0.1:8080/hooks".into() })).await,
         Command::Scripts => {
             let store = open_store(&cli.config)?;
-            for s in crate::store::Store::scripts(&store)? {
-                println!("{} (version {}, loaded {})", s.name, s.version, time(s.loaded_at));
-                for t in s.triggers.as_array().into_iter().flatten() {
+            for s in spoke::store::Store::scripts(&store)? {
+                match s.removed_at {
+                    Some(at) => println!("{} (removed {}; was version {})", s.name, time(at), s.version),
+                    None => println!("{} (version {}, loaded {})", s.name, s.version, time(s.loaded_at)),
+                }
+                for t in s.triggers.as_array().into_iter().flatten().filter(|_| s.removed_at.is_none()) {
                     println!("  trigger: {}", t.as_str().unwrap_or_default());
+                }
+                if let Some(c) = &s.trigger_change {
+                    let list = |k: &str| c[k].as_array().map(|a| a.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>().join("; ")).unwrap_or_default();
+                    let at = c["at"].as_i64().map(time).unwrap_or_default();
+                    println!("  triggers changed in version {} ({at}): added [{}], removed [{}]", c["version"], list("added"), list("removed"));
                 }
                 if let Some(r) = &s.last_run {
                     println!("  last run: #{} {} {} -> {}", r.id, time(r.started_at), r.function, r.outcome.as_deref().unwrap_or("running"));
@@ -314,7 +327,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             match cmd {
                 RunsCommand::List { script, limit } => {
                     println!("{:>6}  {:<19}  {:<20} {:<22} {:<6} {}", "RUN", "STARTED (UTC)", "SCRIPT", "FUNCTION", "RESULT", "TRIGGER / ERROR");
-                    for r in crate::store::Store::runs(&store, script.as_deref(), limit)? {
+                    for r in spoke::store::Store::runs(&store, script.as_deref(), limit)? {
                         let detail = match (&r.error, &r.location) {
                             (Some(e), Some(l)) => format!("{l}: {e}"),
                             (Some(e), None) => e.clone(),
@@ -324,7 +337,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 RunsCommand::Show { id } => {
-                    let Some(r) = crate::store::Store::run(&store, id)? else { anyhow::bail!("no run {id}") };
+                    let Some(r) = spoke::store::Store::run(&store, id)? else { anyhow::bail!("no run {id}") };
                     println!("{}", serde_json::to_string_pretty(&r)?);
                 }
             }
@@ -336,8 +349,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             // Load only this file, from wherever it is.
             config.scripts_dir = file.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() }).unwrap_or_default();
             let host = std::sync::Arc::new(Host::start(config).await?);
-            let scripts = crate::script::Scripts::start_only(host, &file).await?;
-            let name = crate::script::script_name(&file).unwrap_or_default();
+            let scripts = spoke::script::Scripts::start_only(host, &file).await?;
+            let name = spoke::script::script_name(&file).unwrap_or_default();
             match scripts.run(&name, &function, arg, "manual").await {
                 Ok(v) => {
                     println!("{}", serde_json::to_string_pretty(&v)?);
@@ -351,13 +364,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run => {
             let host = std::sync::Arc::new(start(&cli.config).await?);
-            crate::server::serve(host).await?;
+            spoke::server::serve(host).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn print_manifest(m: &crate::Manifest) {
+fn print_manifest(m: &spoke::Manifest) {
     println!("{} {} — {}", m.name, m.version, m.vendor);
     if !m.description.is_empty() {
         println!("{}", m.description);
@@ -399,18 +412,18 @@ fn print_manifest(m: &crate::Manifest) {
 fn time(ms: i64) -> String {
     let secs = ms / 1000;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = crate::time::civil_from_days(days);
+    let (y, m, d) = spoke::time::civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 /// The store a config names, for the commands that only read or replay it
 /// (no plugins are loaded, so they work beside a running host).
-fn open_store(config: &PathBuf) -> anyhow::Result<crate::store::SqliteStore> {
-    crate::store::SqliteStore::open(&Config::load(config)?.store)
+fn open_store(config: &PathBuf) -> anyhow::Result<spoke::store::SqliteStore> {
+    spoke::store::SqliteStore::open(&Config::load(config)?.store)
 }
 
 fn events(config: &PathBuf, cmd: EventsCommand) -> anyhow::Result<ExitCode> {
-    use crate::store::{EventFilter, Store};
+    use spoke::store::{EventFilter, Store};
     let store = open_store(config)?;
     match cmd {
         EventsCommand::List { connector, topic, status, limit, json } => {
@@ -429,7 +442,7 @@ fn events(config: &PathBuf, cmd: EventsCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&e)?);
         }
         EventsCommand::Replay { seq, dead } => {
-            let now = crate::store::now_ms();
+            let now = spoke::store::now_ms();
             let n = if dead { store.replay_dead(now)? } else { store.replay(seq.unwrap_or_default(), now)? };
             println!("{n} dispatch(es) queued again; a running `spoke run` delivers them within a second");
             if n == 0 {
@@ -448,7 +461,7 @@ fn events(config: &PathBuf, cmd: EventsCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn sandbox(cmd: SandboxCommand) -> anyhow::Result<ExitCode> {
-    crate::install_tls();
+    spoke::install_tls();
     let control = |port: u16, path: String, body: serde_json::Value| async move {
         let url = format!("http://127.0.0.1:{port}/_control/{path}");
         let resp = reqwest::Client::new().post(&url).json(&body).send().await.map_err(|e| anyhow::anyhow!("is `spoke sandbox` running? {url}: {}", e.without_url()))?;
@@ -481,7 +494,7 @@ async fn sandbox(cmd: SandboxCommand) -> anyhow::Result<ExitCode> {
                 println!("(written to {})", path.display());
             }
             println!("Drive it by hand:  spoke sandbox lead UUID accepted   |   spoke sandbox ship REFERENCE\nCtrl-C stops the sandbox.");
-            crate::server::shutdown_signal()?.await;
+            spoke::server::shutdown_signal()?.await;
             Ok(ExitCode::SUCCESS)
         }
     }

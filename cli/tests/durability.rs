@@ -34,7 +34,7 @@ impl Spoke {
             line.clear();
             assert!(reader.read_line(&mut line).unwrap() > 0, "spoke exited before listening");
             if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.trim().to_string();
+                break rest.split_whitespace().next().unwrap().to_string();
             }
         };
         // Keep draining the log so the child never blocks on a full pipe.

@@ -2,7 +2,7 @@
 //! and a host with the shipped scripts on a fresh SQLite store, pushes a few
 //! leads through the sales chain, plays the dealer and the warehouse, and
 //! tells the story as it happens.
-use crate::{Config, Host};
+use spoke::{Config, Host};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,6 +32,14 @@ fn lead_state(host: &Host, uuid: &str) -> anyhow::Result<Value> {
     Ok(host.store().state_get("sales_chain", &format!("lead:{uuid}"))?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
 }
 
+/// An admin token for one demo run: not guessable, never shown.
+fn demo_token() -> String {
+    use sha2::Digest;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    let stack = &nanos as *const u128 as usize;
+    hex::encode(sha2::Sha256::digest(format!("{nanos}:{}:{stack}", std::process::id())))
+}
+
 fn say(start: Instant, text: impl AsRef<str>) {
     println!("[{:>5.1}s] {}", start.elapsed().as_secs_f64(), text.as_ref());
 }
@@ -45,7 +53,7 @@ fn field<'a>(v: &'a Value, k: &str) -> Option<String> {
 }
 
 pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeout: Duration) -> anyhow::Result<bool> {
-    crate::install_tls();
+    spoke::install_tls();
     let start = Instant::now();
     if !plugins_dir.join("wics.wasm").exists() {
         anyhow::bail!("no plugins in {}: run `cargo xtask demo` (it builds them) or `cargo xtask plugins`", plugins_dir.display());
@@ -63,12 +71,18 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
     let sandbox = spoke_sandbox::Sandbox::start(spoke_sandbox::Ports::default(), Some(&format!("{host_url}/hooks"))).await?;
     say(start, format!("vendor sandbox up: CycleSoftware {}, WICS {}, Lagerkoll {}", sandbox.cyclesoftware.url(), sandbox.wics.url(), sandbox.lagerkoll.url()));
 
+    // The admin surface (script triggers) on its own loopback port, behind
+    // a token made for this run.
+    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let admin_url = format!("http://{}", admin_listener.local_addr()?);
+    let token = demo_token();
     let text = format!(
-        "plugins_dir = {:?}\nscripts_dir = {:?}\nstore = {:?}\ncache_dir = {:?}\n\n{}",
+        "plugins_dir = {:?}\nscripts_dir = {:?}\nstore = {:?}\ncache_dir = {:?}\n\n[admin]\nlisten = {:?}\ntoken = \"value:{token}\"\n\n{}",
         plugins_dir.display().to_string(),
         scripts_dir.display().to_string(),
         work_dir.join("spoke.db").display().to_string(),
         work_dir.join("../cache").display().to_string(),
+        admin_listener.local_addr()?.to_string(),
         sandbox.connectors_toml()
     );
     std::fs::write(work_dir.join("spoke.toml"), &text)?;
@@ -78,11 +92,13 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
     say(start, format!("host up at {host_url} with {}", plugins.join(", ")));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::server::serve_on(listener, host.clone(), async move {
+    let server = tokio::spawn(spoke::server::serve_surfaces(listener, Some(admin_listener), host.clone(), async move {
         let _ = stop_rx.await;
     }));
-    let http = reqwest::Client::new();
-    let script = |f: &str| format!("{host_url}/scripts/sales_chain/{f}");
+    let http = reqwest::Client::builder()
+        .default_headers([(reqwest::header::AUTHORIZATION, reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?)].into_iter().collect())
+        .build()?;
+    let script = |f: &str| format!("{admin_url}/scripts/sales_chain/{f}");
     let resp = http.post(script("setup")).json(&json!({ "hooks_url": format!("{host_url}/hooks") })).send().await?;
     if !resp.status().is_success() {
         anyhow::bail!("the chain's setup failed: {}", resp.text().await.unwrap_or_default());
@@ -111,7 +127,7 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
     let terminal = ["shipped", "declined", "cancelled", "failed"];
     let deadline = Instant::now() + timeout;
     let mut interrupted = false;
-    let ctrl_c = crate::server::shutdown_signal()?;
+    let ctrl_c = spoke::server::shutdown_signal()?;
     tokio::pin!(ctrl_c);
     loop {
         for (uuid, (who, answer)) in &plan {
