@@ -380,6 +380,19 @@ async fn a_hundred_leads_run_the_whole_chain() {
     let failed = runs.iter().filter(|r| r.function == "follow_leads").filter_map(|r| r.error.clone()).collect::<Vec<_>>();
     assert!(failed.iter().any(|e| e.contains("twaalf")), "no follow_leads run reported the unmappable address: {failed:?}");
     assert_eq!(sandbox.lagerkoll.violations() + sandbox.wics.violations() + sandbox.cyclesoftware.violations(), 0, "a vendor limit was broken");
+
+    // A shipment of an order the chain did not make (the docs' example: no
+    // lead in its metafields, an unknown reference) is a failed run that
+    // says why, never a quiet "ok".
+    let (key, secret) = spoke_sandbox::wics::Options::default().users[0].clone();
+    let authorization = format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{key}:{secret}")));
+    let body = std::fs::read_to_string(spoke_tests::workspace().join("tests/vendors/fixtures/wics/shipment.json")).unwrap();
+    let answer = client.post(format!("{}/hooks/wics/shipment", served.url)).header("authorization", authorization).header("content-type", "application/json").body(body).send().await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let unmatched = || {
+        h.host.store().runs(Some(SCRIPT), 10_000).unwrap().into_iter().any(|r| r.function == "shipped" && r.error.as_deref().is_some_and(|e| e.contains("9313") && e.contains("matches no lead")))
+    };
+    assert!(eventually(10, unmatched).await, "the unmatched shipment did not fail its run");
 }
 
 // ---------------------------------------------------------------------------
