@@ -121,6 +121,9 @@ struct RawConnector {
     settings: BTreeMap<String, String>,
     #[serde(default)]
     rate_limits: BTreeMap<String, RateOverride>,
+    /// This connector's `kv` quota, instead of `[quotas]`.
+    kv_max_keys: Option<u64>,
+    kv_max_bytes: Option<u64>,
 }
 
 /// How events are retried before they are dead-lettered.
@@ -259,6 +262,10 @@ pub struct ConnectorConfig {
     pub credentials: BTreeMap<String, Secret>,
     pub settings: BTreeMap<String, String>,
     pub rate_limits: BTreeMap<String, RateOverride>,
+    /// `kv_max_keys` / `kv_max_bytes` set on this connector, overriding
+    /// `[quotas]`.
+    pub kv_max_keys: Option<u64>,
+    pub kv_max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -345,6 +352,11 @@ impl Config {
                 let secret = resolve_secret(&reference, base).map_err(|m| err(key, m))?;
                 credentials.insert(field, secret);
             }
+            for (key, v) in [("kv_max_keys", c.kv_max_keys), ("kv_max_bytes", c.kv_max_bytes)] {
+                if v == Some(0) {
+                    return Err(err(format!("connectors.{name}.{key}"), "must be at least 1".into()));
+                }
+            }
             for (policy, o) in &c.rate_limits {
                 if o.windows.is_empty() || o.windows.iter().any(|w| w.limit == 0 || w.seconds == 0) {
                     return Err(err(format!("connectors.{name}.rate_limits.{policy}.windows"), "expected a non-empty list of {limit = N, seconds = S} with N, S > 0".into()));
@@ -363,6 +375,8 @@ impl Config {
                     credentials,
                     settings: c.settings,
                     rate_limits: c.rate_limits,
+                    kv_max_keys: c.kv_max_keys,
+                    kv_max_bytes: c.kv_max_bytes,
                 },
             );
         }
