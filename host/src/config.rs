@@ -212,6 +212,9 @@ struct RawConnector {
     /// Auth scheme names a swapped plugin may use for this connector; a
     /// swap that changes them is refused unless they are pinned here.
     auth_schemes: Option<Vec<String>>,
+    /// This connector's `kv` quota, instead of `[quotas]`.
+    kv_max_keys: Option<u64>,
+    kv_max_bytes: Option<u64>,
 }
 
 /// How events are retried before they are dead-lettered.
@@ -355,6 +358,10 @@ pub struct ConnectorConfig {
     pub rate_limits: BTreeMap<String, RateOverride>,
     /// Pinned auth scheme names (see `RawConnector::auth_schemes`).
     pub auth_schemes: Option<Vec<String>>,
+    /// `kv_max_keys` / `kv_max_bytes` set on this connector, overriding
+    /// `[quotas]`.
+    pub kv_max_keys: Option<u64>,
+    pub kv_max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -477,6 +484,11 @@ impl Config {
                 let secret = resolve_secret(&reference, base).map_err(|m| err(key, m))?;
                 credentials.insert(field, secret);
             }
+            for (key, v) in [("kv_max_keys", c.kv_max_keys), ("kv_max_bytes", c.kv_max_bytes)] {
+                if v == Some(0) {
+                    return Err(err(format!("connectors.{name}.{key}"), "must be at least 1".into()));
+                }
+            }
             for (policy, o) in &c.rate_limits {
                 if o.windows.is_empty() || o.windows.iter().any(|w| w.limit == 0 || w.seconds == 0) {
                     return Err(err(format!("connectors.{name}.rate_limits.{policy}.windows"), "expected a non-empty list of {limit = N, seconds = S} with N, S > 0".into()));
@@ -496,6 +508,8 @@ impl Config {
                     settings: c.settings,
                     rate_limits: c.rate_limits,
                     auth_schemes: c.auth_schemes,
+                    kv_max_keys: c.kv_max_keys,
+                    kv_max_bytes: c.kv_max_bytes,
                 },
             );
         }

@@ -147,7 +147,8 @@ fn h(event) {
 async fn kv_and_log_quotas_refuse_or_count_the_excess() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("chatty.rhai"), "fn chat() { for i in 0..50 { log::info(\"line \" + i); } }\n").unwrap();
-    let h = TestHost::start(&config(dir.path(), "[quotas]\nkv_max_keys = 3\nkv_max_bytes = 1000\nlog_burst = 5\nlog_lines_per_sec = 0.01\nlog_line_bytes = 100\n")).await.unwrap();
+    let text = config(dir.path(), "[quotas]\nkv_max_keys = 3\nkv_max_bytes = 1000\nlog_burst = 5\nlog_lines_per_sec = 0.01\nlog_line_bytes = 100\n").replace("[connectors.probe2]\n", "[connectors.probe2]\nkv_max_keys = 10\n");
+    let h = TestHost::start(&text).await.unwrap();
     for k in ["a", "b", "c"] {
         h.call("probe", "kv_set", json!({"key": k, "value": "v"})).await.unwrap();
     }
@@ -155,6 +156,9 @@ async fn kv_and_log_quotas_refuse_or_count_the_excess() {
     assert_eq!(e.kind, spoke::ErrorKind::Refused, "{e}");
     assert!(e.message.contains("kv_max_keys"), "{e}");
     h.call("probe2", "kv_set", json!({"key": "d", "value": "v"})).await.expect("quotas are per connector");
+    for k in ["e", "f", "g", "h"] {
+        h.call("probe2", "kv_set", json!({"key": k, "value": "v"})).await.expect("probe2 overrides the key count");
+    }
     let e = h.call("probe", "kv_set", json!({"key": "a", "value": "x".repeat(2000)})).await.unwrap_err();
     assert!(e.message.contains("kv_max_bytes"), "{e}");
 

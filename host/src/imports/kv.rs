@@ -31,7 +31,8 @@ impl kv::Host for CallState {
             return Err(CallError::new(ErrorKind::InvalidInput, format!("kv values are at most {MAX_VALUE} bytes, got {}", value.len())).into());
         }
         let b = self.binding()?;
-        let quota = crate::store::KvQuota { max_keys: b.shared.quotas.kv_max_keys, max_bytes: b.shared.quotas.kv_max_bytes };
+        let (c, q) = (&b.config, &b.shared.quotas);
+        let quota = crate::store::KvQuota { max_keys: c.kv_max_keys.unwrap_or(q.kv_max_keys), max_bytes: c.kv_max_bytes.unwrap_or(q.kv_max_bytes) };
         b.shared.store.kv_set(b.name(), &key, &value, quota).map_err(|e| match e.downcast_ref::<crate::store::KvQuotaExceeded>() {
             Some(q) => CallError::new(ErrorKind::Refused, q.0.clone()).into(),
             None => store_error(format!("{e:#}")),
