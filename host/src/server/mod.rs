@@ -80,7 +80,7 @@ pub async fn serve_surfaces(listener: TcpListener, admin: Option<TcpListener>, h
     tracing::info!("watching {} for scripts and {} for plugins", scripts.dir().display(), host.config().plugins_dir.display());
     let dispatch = tokio::spawn(host.dispatcher().clone().run(wait_true(stopping.clone())));
     let server_limits = host.config().server.clone();
-    tracing::info!("spoke listening on http://{} (webhooks)", listener.local_addr()?);
+    tracing::info!("spoke listening on http://{}", listener.local_addr()?);
     let public = tokio::spawn(limits::serve(listener, router(host.clone()), server_limits.clone(), stopping.clone()));
     let admin = match admin {
         Some(l) => {
