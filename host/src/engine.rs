@@ -143,7 +143,8 @@ impl EngineBuilder {
         let mut local_addr = None;
         if let Some(listener) = self.listener {
             let addr = listener.local_addr()?;
-            tracing::info!("spoke listening on http://{addr} (webhooks)");
+            // Tools read the rest of this line as the URL: keep it exactly so.
+            tracing::info!("spoke listening on http://{addr}");
             local_addr = Some(addr);
             surfaces.push(("the public listener", tokio::spawn(crate::server::limits::serve(listener, crate::server::router(host.clone()), server_limits.clone(), stopping.clone()))));
         }
