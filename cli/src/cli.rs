@@ -56,6 +56,9 @@ pub enum Command {
     /// Run one script function by hand.
     #[command(subcommand)]
     Script(ScriptCommand),
+    /// Durable flows: what each waits for, steps in doubt, operator fixes.
+    #[command(subcommand)]
+    Flows(crate::flows::FlowsCommand),
     /// Vendor-side webhook subscriptions.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
@@ -322,6 +325,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Flows(cmd) => crate::flows::run(&cli.config, cmd),
         Command::Runs(cmd) => {
             let store = open_store(&cli.config)?;
             match cmd {
@@ -409,7 +413,7 @@ fn print_manifest(m: &spoke::Manifest) {
     }
 }
 
-fn time(ms: i64) -> String {
+pub(crate) fn time(ms: i64) -> String {
     let secs = ms / 1000;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = spoke::time::civil_from_days(days);
@@ -418,7 +422,7 @@ fn time(ms: i64) -> String {
 
 /// The store a config names, for the commands that only read or replay it
 /// (no plugins are loaded, so they work beside a running host).
-fn open_store(config: &PathBuf) -> anyhow::Result<spoke::store::SqliteStore> {
+pub(crate) fn open_store(config: &PathBuf) -> anyhow::Result<spoke::store::SqliteStore> {
     spoke::store::SqliteStore::open(&Config::load(config)?.store)
 }
 

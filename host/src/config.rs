@@ -340,6 +340,8 @@ struct RawConfig {
     #[serde(default)]
     quotas: Quotas,
     #[serde(default)]
+    flows: crate::flow::FlowSettings,
+    #[serde(default)]
     connectors: BTreeMap<String, RawConnector>,
     #[serde(default)]
     subscribers: BTreeMap<String, SubscriberConfig>,
@@ -380,6 +382,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub retention: Retention,
     pub quotas: Quotas,
+    pub flows: crate::flow::FlowSettings,
     pub connectors: BTreeMap<String, ConnectorConfig>,
     pub subscribers: BTreeMap<String, SubscriberConfig>,
 }
@@ -458,6 +461,7 @@ impl Config {
             return Err(err("dispatch.absent_hold_secs".into(), "expected seconds, 0 or more".into()));
         }
         check_retention(&raw.retention).map_err(|(k, m)| err(format!("retention.{k}"), m))?;
+        raw.flows.check().map_err(|m| err("flows".into(), m))?;
         let q = &raw.quotas;
         if q.kv_max_keys < 1 || q.kv_max_bytes < 1 || q.log_line_bytes < 1 || q.log_burst < 1 || !(q.log_lines_per_sec > 0.0) {
             return Err(err("quotas".into(), "every quota must be greater than 0".into()));
@@ -527,6 +531,7 @@ impl Config {
             admin,
             retention: raw.retention,
             quotas: raw.quotas,
+            flows: raw.flows,
             connectors,
             subscribers: raw.subscribers,
         })

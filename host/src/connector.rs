@@ -93,6 +93,19 @@ impl Binding {
         self.policies.iter().filter(|(p, _)| p.applies_to(operation)).map(|(_, b)| b.clone()).collect()
     }
 
+    /// Requests per second `operation` can make for ever: the tightest
+    /// window of every bucket it draws from (a daily budget, not the
+    /// per-minute burst). `None` when no policy limits it.
+    pub fn sustained_rate(&self, operation: &str) -> Option<f64> {
+        self.policies
+            .iter()
+            .filter(|(p, _)| p.applies_to(operation))
+            .flat_map(|(p, _)| p.windows.iter())
+            .filter(|w| w.seconds > 0)
+            .map(|w| f64::from(w.limit) / f64::from(w.seconds))
+            .min_by(f64::total_cmp)
+    }
+
     pub fn bucket(&self, name: &str) -> Option<&Arc<Bucket>> {
         self.policies.iter().find(|(p, _)| p.name == name).map(|(_, b)| b)
     }

@@ -17,6 +17,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod error;
 pub mod extend;
+pub mod flow;
 pub mod imports;
 pub mod log_budget;
 pub mod manifest;

@@ -1,6 +1,7 @@
 //! The host's guarantees, proven with the probe plugin (tests/plugins/probe)
 //! and a recording loopback server — no vendor involved.
 mod bounds;
+mod flows;
 mod recorder;
 mod scripts;
 mod webhooks;

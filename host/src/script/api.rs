@@ -3,6 +3,7 @@
 //! thread-local because every run has its own blocking thread.
 use super::context::{self, LoadCtx};
 use crate::error::CallError;
+use crate::flow::{replay, FlowRunner};
 use crate::store::now_ms;
 use crate::Host;
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, ImmutableString, Map, Module, NativeCallContext, Position};
@@ -62,7 +63,7 @@ fn error_value(e: &CallError, connector: &str, operation: &str) -> Dynamic {
 }
 
 /// Build an engine with the whole API for the host's current connectors.
-pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::Handle, dir: &std::path::Path) -> Engine {
+pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::Handle, dir: &std::path::Path, flows: &Arc<FlowRunner>) -> Engine {
     let mut engine = Engine::new();
     // A script's code is its file: no eval, imports only from its folder.
     engine.disable_symbol("eval");
@@ -88,12 +89,14 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
     for binding in host.connectors() {
         let mut module = Module::new();
         for op in &binding.manifest().operations {
-            let (h, rt, connector, operation) = (host.clone(), handle.clone(), binding.name().to_string(), op.name.clone());
+            let (h, rt, connector, operation, idempotent) = (host.clone(), handle.clone(), binding.name().to_string(), op.name.clone(), op.idempotent);
             let call = move |input: serde_json::Value| -> Result<Dynamic, Box<EvalAltResult>> {
                 if context::is_loading() {
                     return Err(rt_error(format!("{connector}::{operation} cannot be called while the script loads; call it from a triggered function")));
                 }
+                replay::before_vendor_call(&connector, &operation, idempotent)?;
                 let (result, waits) = rt.block_on(crate::rate_limit::recording_waits(h.call(&connector, &operation, input)));
+                replay::after_vendor_call(idempotent, result.as_ref().err());
                 // A wait for vendor budget shows in the run (`spoke runs show`).
                 for w in waits {
                     context::record_note(&w);
@@ -123,10 +126,15 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
     engine.register_fn("every", |spec: ImmutableString, function: ImmutableString| -> Result<(), Box<EvalAltResult>> {
         context::with_load(|l: &mut LoadCtx| l.every(spec.as_str(), function.as_str()))
     });
+    register_flows(&mut engine, host, flows);
 
-    // step(key, || ...): once per key, per script, forever.
+    // step(key, || ...): once per key, per script, forever. In a flow: once
+    // per flow, replayed by its place in the flow (flow::replay).
     let store = host.store().clone();
     engine.register_fn("step", move |ctx: NativeCallContext, key: ImmutableString, f: FnPtr| -> Result<Dynamic, Box<EvalAltResult>> {
+        if replay::active() {
+            return replay::step(&ctx, &key, &f, None);
+        }
         let (script, run_id) = context::run_identity().ok_or_else(|| rt_error("step() can only be used inside a run"))?;
         // Two runs taking the same step at once: the second waits and then
         // gets the first one's stored result, instead of calling the vendor too.
@@ -209,6 +217,77 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
     // What the embedding service registered (native functions, modules).
     host.extensions().apply(&mut engine);
     engine
+}
+
+/// Flows: `flow()` at load; `start_flow()` from any run; the durable calls
+/// (`sleep`, `wait_event`, `poll`, `step` with a check) inside a flow.
+fn register_flows(engine: &mut Engine, host: &Arc<Host>, runner: &Arc<FlowRunner>) {
+    engine.register_fn("flow", |function: ImmutableString| -> Result<(), Box<EvalAltResult>> { context::with_load(|l: &mut LoadCtx| l.flow(function.as_str(), &[])) });
+    engine.register_fn("flow", |function: ImmutableString, events: rhai::Array| -> Result<(), Box<EvalAltResult>> {
+        let events: Vec<String> = events.into_iter().map(|e| e.to_string()).collect();
+        context::with_load(|l: &mut LoadCtx| l.flow(function.as_str(), &events))
+    });
+    let (store, nudge) = (host.store().clone(), runner.clone());
+    let start = move |function: &str, key: &str, input: serde_json::Value| -> Result<i64, Box<EvalAltResult>> {
+        let (script, version, declared) = context::current_flows().ok_or_else(|| rt_error("start_flow() works inside a run (a trigger, a schedule, an exposed function or a flow)"))?;
+        if !declared.iter().any(|f| f == function) {
+            return Err(rt_error(format!("start_flow({function:?}, ...): this script declares no flow({function:?}) at its top level; it declares: [{}]", declared.join(", "))));
+        }
+        if key.is_empty() || key.len() > 512 {
+            return Err(rt_error(format!("start_flow({function:?}, key): the key must be 1 to 512 bytes, got {}", key.len())));
+        }
+        let (id, new) = store.flow_start(&script, function, key, &input, version, now_ms()).map_err(|e| rt_error(format!("flow store: {e:#}")))?;
+        if new {
+            context::record_note(&format!("started flow {id} ({function} {key})"));
+            nudge.nudge();
+        }
+        Ok(id)
+    };
+    let with_input = start.clone();
+    engine.register_fn("start_flow", move |function: ImmutableString, key: Dynamic, input: Dynamic| -> Result<i64, Box<EvalAltResult>> {
+        with_input(&function, &key.to_string(), to_json(&input)?)
+    });
+    engine.register_fn("start_flow", move |function: ImmutableString, key: Dynamic| -> Result<i64, Box<EvalAltResult>> { start(&function, &key.to_string(), serde_json::Value::Null) });
+    engine.register_fn("flow_key", || -> Result<String, Box<EvalAltResult>> { replay::flow_identity().map(|(_, k)| k).ok_or_else(|| rt_error("flow_key() works inside a flow")) });
+    engine.register_fn("flow_id", || -> Result<i64, Box<EvalAltResult>> { replay::flow_identity().map(|(id, _)| id).ok_or_else(|| rt_error("flow_id() works inside a flow")) });
+
+    engine.register_fn("step", |ctx: NativeCallContext, key: ImmutableString, f: FnPtr, check: FnPtr| -> Result<Dynamic, Box<EvalAltResult>> {
+        if !replay::active() {
+            return Err(rt_error(format!("step({key:?}, f, check): a check is for steps inside a flow, where an interrupted step is looked up instead of repeated")));
+        }
+        replay::step(&ctx, &key, &f, Some(&check))
+    });
+    engine.register_fn("sleep", |d: Dynamic| -> Result<(), Box<EvalAltResult>> { replay::sleep(duration_ms("sleep", &d)?) });
+    engine.register_fn("wait_event", |connector: ImmutableString, topic: ImmutableString, pattern: Map| -> Result<Dynamic, Box<EvalAltResult>> {
+        replay::wait_event(&connector, &topic, to_json(&Dynamic::from(pattern))?, None)
+    });
+    engine.register_fn("wait_event", |connector: ImmutableString, topic: ImmutableString, pattern: Map, timeout: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
+        replay::wait_event(&connector, &topic, to_json(&Dynamic::from(pattern))?, Some(duration_ms("wait_event timeout", &timeout)?))
+    });
+    let defaults = runner.settings.clone();
+    let poll = move |ctx: NativeCallContext, name: ImmutableString, fetch: FnPtr, until: FnPtr, options: Map| -> Result<Dynamic, Box<EvalAltResult>> {
+        let get = |k: &str| options.get(k).map(|d| duration_ms(&format!("poll option {k}"), d)).transpose();
+        let every = get("every")?.unwrap_or((defaults.poll_every_secs * 1000.0) as i64).max(1);
+        let max_every = get("max_every")?.unwrap_or((defaults.poll_max_every_secs * 1000.0) as i64).max(every);
+        if let Some(k) = options.keys().find(|k| !matches!(k.as_str(), "every" | "max_every" | "timeout")) {
+            return Err(rt_error(format!("poll({name:?}): unknown option {k:?}; options are every, max_every, timeout")));
+        }
+        replay::poll(&ctx, &name, &fetch, &until, replay::PollOptions { every_ms: every, max_every_ms: max_every, timeout_ms: get("timeout")? })
+    };
+    let without_options = poll.clone();
+    engine.register_fn("poll", poll);
+    engine.register_fn("poll", move |ctx: NativeCallContext, name: ImmutableString, fetch: FnPtr, until: FnPtr| -> Result<Dynamic, Box<EvalAltResult>> {
+        without_options(ctx, name, fetch, until, Map::new())
+    });
+}
+
+/// A duration: `"30s"`, `"5m"`, `"2h"`, `"7d"`, `"250ms"`, or milliseconds.
+fn duration_ms(what: &str, d: &Dynamic) -> Result<i64, Box<EvalAltResult>> {
+    if let Ok(ms) = d.as_int() {
+        return Ok(ms.max(0));
+    }
+    let text = d.clone().into_string().map_err(|t| rt_error(format!("{what}: expected a duration like \"30s\" or milliseconds, got a {t}")))?;
+    super::schedule::parse_duration(&text).map(|d| d.as_millis() as i64).ok_or_else(|| rt_error(format!("{what}: {text:?} is not a duration (\"250ms\", \"30s\", \"5m\", \"2h\", \"7d\")")))
 }
 
 fn script_log(budget: &crate::log_budget::LogBudget, level: tracing::Level, message: &str) {

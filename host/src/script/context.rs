@@ -13,21 +13,44 @@ pub struct LoadCtx {
     /// Functions the script makes callable over HTTP (`expose("fn")`).
     pub exposed: Vec<String>,
     pub connectors: Vec<(String, Vec<String>)>,
+    /// Flow functions (`flow("fn", ["connector/topic", ...])`).
+    pub flows: Vec<crate::flow::FlowDecl>,
 }
 
 impl LoadCtx {
     pub fn on(&mut self, connector: &str, topic: &str, function: &str) -> Result<(), Box<EvalAltResult>> {
+        self.check_topic(connector, topic, &format!("on({connector:?}, {topic:?}, ...)"))?;
+        self.triggers.push(Trigger::On { connector: connector.into(), topic: topic.into(), function: function.into() });
+        Ok(())
+    }
+
+    /// A configured connector, and one of its webhook topics (or `*`).
+    fn check_topic(&self, connector: &str, topic: &str, call: &str) -> Result<(), Box<EvalAltResult>> {
         match self.connectors.iter().find(|(c, _)| c == connector) {
             None => {
                 let known: Vec<_> = self.connectors.iter().map(|(c, _)| c.as_str()).collect();
-                return Err(rt_error(format!("on({connector:?}, ...): no connector named {connector:?}; configured: {}", known.join(", "))));
+                Err(rt_error(format!("{call}: no connector named {connector:?}; configured: {}", known.join(", "))))
             }
             Some((_, topics)) if !topics.is_empty() && topic != "*" && !topics.iter().any(|t| t == topic) => {
-                return Err(rt_error(format!("on({connector:?}, {topic:?}, ...): {connector} has no webhook topic {topic:?}; it has: {}", topics.join(", "))));
+                Err(rt_error(format!("{call}: {connector} has no webhook topic {topic:?}; it has: {}", topics.join(", "))))
             }
-            _ => {}
+            _ => Ok(()),
         }
-        self.triggers.push(Trigger::On { connector: connector.into(), topic: topic.into(), function: function.into() });
+    }
+
+    pub fn flow(&mut self, function: &str, events: &[String]) -> Result<(), Box<EvalAltResult>> {
+        let mut pairs = Vec::new();
+        for e in events {
+            let Some((connector, topic)) = e.split_once('/') else {
+                return Err(rt_error(format!("flow({function:?}, ...): {e:?} is not \"connector/topic\"")));
+            };
+            self.check_topic(connector, topic, &format!("flow({function:?}, [{e:?}])"))?;
+            pairs.push((connector.to_string(), topic.to_string()));
+        }
+        if self.flows.iter().any(|f| f.function == function) {
+            return Err(rt_error(format!("flow({function:?}) is declared twice")));
+        }
+        self.flows.push(crate::flow::FlowDecl { function: function.to_string(), events: pairs });
         Ok(())
     }
 
@@ -42,6 +65,9 @@ struct RunCtx {
     script: String,
     run_id: i64,
     steps: Vec<String>,
+    /// The running version and its flow functions, for `start_flow`.
+    version: i64,
+    flows: Vec<String>,
 }
 
 /// The bound of the current load or run: when, and what to say past it.
@@ -92,14 +118,19 @@ pub fn is_loading() -> bool {
 pub fn with_load<R>(f: impl FnOnce(&mut LoadCtx) -> Result<R, Box<EvalAltResult>>) -> Result<R, Box<EvalAltResult>> {
     LOAD.with(|l| match l.borrow_mut().as_mut() {
         Some(ctx) => f(ctx),
-        None => Err(rt_error("on(), every() and expose() only work at the top level of a script, while it loads")),
+        None => Err(rt_error("on(), every(), flow() and expose() only work at the top level of a script, while it loads")),
     })
 }
 
-pub fn begin_run(script: &str, run_id: i64, deadline: Instant) {
+pub fn begin_run(script: &str, version: i64, flows: Vec<String>, run_id: i64, deadline: Instant) {
     SCRIPT.with(|s| *s.borrow_mut() = script.to_string());
     bound(deadline, "the run exceeded its wall-clock bound (scripts.max_run_secs)".into());
-    RUN.with(|r| *r.borrow_mut() = Some(RunCtx { script: script.into(), run_id, steps: Vec::new() }));
+    RUN.with(|r| *r.borrow_mut() = Some(RunCtx { script: script.into(), run_id, steps: Vec::new(), version, flows }));
+}
+
+/// The running script, its version and its flow functions.
+pub fn current_flows() -> Option<(String, i64, Vec<String>)> {
+    RUN.with(|r| r.borrow().as_ref().map(|c| (c.script.clone(), c.version, c.flows.clone())))
 }
 
 /// End the run; returns the steps it took ("key" or "key (stored)").

@@ -16,6 +16,8 @@ mod watch;
 pub use api::ScriptLimits;
 
 use crate::dispatch::{Failure, Subscriber};
+use crate::flow::replay::Wake;
+use crate::flow::{FlowDecl, FlowRecord, FlowRunner, Settle};
 use crate::manifest::Event;
 use crate::store::now_ms;
 use crate::Host;
@@ -56,6 +58,8 @@ pub struct Script {
     pub triggers: Vec<Trigger>,
     /// Functions callable over the admin surface (`expose("fn")`); no other.
     pub exposed: Vec<String>,
+    /// Flow functions (`flow("fn", [...])`).
+    pub flows: Vec<FlowDecl>,
     source_hash: u64,
 }
 
@@ -92,6 +96,7 @@ pub struct Scripts {
     /// One reload at a time per script; different scripts reload in parallel,
     /// so a slow file never holds up another.
     reloading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    flows: Arc<FlowRunner>,
     me: Weak<Scripts>,
 }
 
@@ -112,7 +117,8 @@ impl Scripts {
     fn new(host: Arc<Host>, dir: PathBuf) -> Arc<Scripts> {
         let handle = tokio::runtime::Handle::current();
         let limits = host.config().scripts.clone();
-        let engine = Arc::new(api::engine(&host, &limits, handle.clone(), &dir));
+        let flows = FlowRunner::new(host.store().clone(), host.config().flows.clone(), limits.max_run_secs);
+        let engine = Arc::new(api::engine(&host, &limits, handle.clone(), &dir, &flows));
         Arc::new_cyclic(|me| Scripts {
             host,
             handle,
@@ -123,6 +129,7 @@ impl Scripts {
             errors: Default::default(),
             schedules: Default::default(),
             reloading: Default::default(),
+            flows,
             me: me.clone(),
         })
     }
@@ -141,7 +148,14 @@ impl Scripts {
         // In parallel: each load is bounded, and none waits for another.
         let paths: Vec<PathBuf> = paths.into_iter().filter(|p| script_name(p).is_some()).collect();
         futures::future::join_all(paths.iter().map(|p| scripts.reload(p))).await;
+        // Flows run once the scripts that define them are loaded.
+        tokio::spawn(scripts.flows.clone().run(Arc::downgrade(&scripts)));
         scripts
+    }
+
+    /// The flow runner: `start_flow` nudges it, the CLI reads its settings.
+    pub fn flows(&self) -> &Arc<FlowRunner> {
+        &self.flows
     }
 
     /// Start with only the script at `path` (for `spoke script run`); its
@@ -178,7 +192,7 @@ impl Scripts {
 
     /// Rebuild the engine after a plugin swap changed the operations.
     pub fn refresh_engine(&self) {
-        *self.engine.write().unwrap() = Arc::new(api::engine(&self.host, &self.limits, self.handle.clone(), &self.dir));
+        *self.engine.write().unwrap() = Arc::new(api::engine(&self.host, &self.limits, self.handle.clone(), &self.dir, &self.flows));
     }
 
     fn connectors(&self) -> Vec<(String, Vec<String>)> {
@@ -260,6 +274,16 @@ impl Scripts {
         for (function, patterns) in wanted {
             dispatcher.subscribe(Arc::new(ScriptSubscriber { scripts: self.me.clone(), name: subscriber_name(&name, &function), script: name.clone(), patterns, function }));
         }
+        // Events its flows wait for: one subscriber per script.
+        let flow_events: Vec<(String, String)> = script.flows.iter().flat_map(|f| f.events.iter().cloned()).collect();
+        if flow_events.is_empty() {
+            dispatcher.unsubscribe(&flow_subscriber_name(&name));
+        } else {
+            dispatcher.subscribe(Arc::new(FlowEvents { name: flow_subscriber_name(&name), script: name.clone(), patterns: flow_events, store: self.host.store().clone(), runner: self.flows.clone() }));
+        }
+        if !script.flows.is_empty() {
+            self.flows.nudge();
+        }
         self.restart_schedules(&script);
         let triggers: Vec<String> = script.triggers.iter().map(Trigger::describe).collect();
         let before: Option<Vec<String>> = match &old {
@@ -293,6 +317,7 @@ impl Scripts {
         for function in subscriptions(&old.triggers).keys() {
             self.host.dispatcher().unsubscribe(&subscriber_name(name, function));
         }
+        self.host.dispatcher().unsubscribe(&flow_subscriber_name(name));
         if let Some(tasks) = self.schedules.lock().unwrap().remove(name) {
             tasks.iter().for_each(|t| t.abort());
         }
@@ -342,7 +367,7 @@ impl Scripts {
         let (function, trigger) = (function.to_string(), trigger.to_string());
         let max = Duration::from_secs_f64(self.limits.max_run_secs);
         let (f, t, n) = (function.clone(), trigger.clone(), script.name.clone());
-        let result = tokio::task::spawn_blocking(move || run_blocking(&engine, &*store, &script, &function, arg, &trigger, max))
+        let result = tokio::task::spawn_blocking(move || run_blocking(&engine, &*store, &script, &function, arg, &trigger, max, None).0)
             .await
             .unwrap_or_else(|e| Err(RunError { message: format!("the run panicked: {e}"), location: None, transient: false, run_id: 0 }));
         self.host.extensions().run_finished(crate::extend::RunOutcome {
@@ -363,16 +388,55 @@ impl Scripts {
     }
 }
 
+impl Scripts {
+    /// Wake a flow the runner leased: run its function from the top on the
+    /// current version of its script, replaying durable calls, and say how
+    /// the wake ended.
+    pub async fn wake_flow(&self, flow: FlowRecord, runner: &Arc<FlowRunner>) -> Settle {
+        let later = |why: String| Settle::Later { at: now_ms() + 30_000, why };
+        let Some(script) = self.current(&flow.script) else {
+            return later(format!("script {} is not loaded{}", flow.script, self.error(&flow.script).map(|e| format!(" ({e})")).unwrap_or_default()));
+        };
+        let Some(decl) = script.flows.iter().find(|d| d.function == flow.function) else {
+            return later(format!("script {} version {} declares no flow({:?}); the flow waits until it does", script.name, script.version, flow.function));
+        };
+        let host = self.host.clone();
+        let rates = Arc::new(move |c: &str, o: &str| host.connector(c).ok().and_then(|b| b.sustained_rate(o)));
+        let store = self.host.store().clone();
+        let wake = Wake::new(flow.clone(), store.clone(), runner.settings.clone(), runner.pacer.clone(), rates, decl.events.clone());
+        let engine = self.engine.read().unwrap().clone();
+        let max = Duration::from_secs_f64(self.limits.max_run_secs);
+        let (function, trigger, input) = (flow.function.clone(), format!("flow:{}:{}", flow.id, flow.key), flow.input.clone());
+        let ran = tokio::task::spawn_blocking(move || run_blocking(&engine, &*store, &script, &function, Some(input), &trigger, max, Some(wake))).await;
+        let (result, wake) = match ran {
+            Ok(r) => r,
+            Err(e) => return Settle::Retry { at: runner.retry_at(flow.attempts), error: format!("the wake panicked: {e}") },
+        };
+        if let Some(settle) = wake.and_then(|w| w.outcome) {
+            return settle;
+        }
+        match result {
+            Ok((v, _)) => Settle::Done(v),
+            Err(e) if e.transient => Settle::Retry { at: runner.retry_at(flow.attempts), error: format!("run {}: {e}", e.run_id) },
+            Err(e) => Settle::Failed(format!("run {}: {e}", e.run_id)),
+        }
+    }
+}
+
 /// Whether another process with this id runs. Called before this process
 /// starts any run, so a run under its own id is a previous incarnation's
 /// (a container restarts with the same pid). Without /proc, every other
 /// process counts as gone.
-fn process_alive(pid: i64) -> bool {
+pub(crate) fn process_alive(pid: i64) -> bool {
     pid != std::process::id() as i64 && pid > 0 && Path::new("/proc").join(pid.to_string()).exists()
 }
 
 fn subscriber_name(script: &str, function: &str) -> String {
     format!("script:{script}:{function}")
+}
+
+fn flow_subscriber_name(script: &str) -> String {
+    format!("flows:{script}")
 }
 
 /// The `on(...)` patterns of each function, (connector, topic) each.
@@ -391,7 +455,7 @@ fn compile(engine: &Engine, name: &str, path: &Path, text: &str, version: i64, c
     let mut ast = engine.compile(text).map_err(|e| syntax_error(&file, text, &e))?;
     ast.set_source(file.as_str());
     let deadline = Instant::now() + Duration::from_secs_f64(max_load_secs);
-    context::begin_load(name, context::LoadCtx { triggers: Vec::new(), exposed: Vec::new(), connectors }, deadline, max_load_secs);
+    context::begin_load(name, context::LoadCtx { triggers: Vec::new(), exposed: Vec::new(), connectors, flows: Vec::new() }, deadline, max_load_secs);
     let result = engine.run_ast_with_scope(&mut Scope::new(), &ast);
     let ctx = context::end_load().expect("load context");
     if let Err(e) = result {
@@ -409,7 +473,12 @@ fn compile(engine: &Engine, name: &str, path: &Path, text: &str, version: i64, c
             return Err(format!("{file}: expose({f:?}) names a function this script does not define"));
         }
     }
-    Ok(Script { name: name.into(), path: path.into(), version, ast, triggers: ctx.triggers, exposed: ctx.exposed, source_hash: hash(text) })
+    for f in &ctx.flows {
+        if !ast.iter_functions().any(|d| d.name == f.function && d.params.len() <= 1) {
+            return Err(format!("{file}: flow({:?}) names no function of this script taking (input) or nothing", f.function));
+        }
+    }
+    Ok(Script { name: name.into(), path: path.into(), version, ast, triggers: ctx.triggers, exposed: ctx.exposed, flows: ctx.flows, source_hash: hash(text) })
 }
 
 /// `file:line: syntax error: ...`. For a missing closing bracket Rhai
@@ -461,14 +530,23 @@ fn explain(err: &EvalAltResult, file: &str) -> (String, Option<String>, bool) {
     }
 }
 
-fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Script, function: &str, arg: Option<serde_json::Value>, trigger: &str, max: Duration) -> Result<(serde_json::Value, i64), RunError> {
+type RunResult = Result<(serde_json::Value, i64), RunError>;
+
+/// One recorded run; with `wake`, the run is a wake of a flow, and the
+/// wake comes back with how it ended.
+#[allow(clippy::too_many_arguments)]
+fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Script, function: &str, arg: Option<serde_json::Value>, trigger: &str, max: Duration, wake: Option<Wake>) -> (RunResult, Option<Wake>) {
     let file = script.path.display().to_string();
     let arity = script.ast.iter_functions().find(|f| f.name == function).map(|f| f.params.len());
     let Some(arity) = arity else {
-        return Err(RunError { message: format!("{file} has no function {function:?}"), location: None, transient: false, run_id: 0 });
+        return (Err(RunError { message: format!("{file} has no function {function:?}"), location: None, transient: false, run_id: 0 }), wake);
     };
     let run_id = store.run_start(&script.name, script.version, function, trigger, now_ms()).unwrap_or(0);
-    context::begin_run(&script.name, run_id, Instant::now() + max);
+    context::begin_run(&script.name, script.version, script.flows.iter().map(|f| f.function.clone()).collect(), run_id, Instant::now() + max);
+    let in_flow = wake.is_some();
+    if let Some(w) = wake {
+        crate::flow::replay::begin(w);
+    }
     let arg = arg.map(|a| rhai::serde::to_dynamic(&a)).transpose();
     let result = arg.and_then(|arg| {
         let options = rhai::CallFnOptions::new().eval_ast(false).rewind_scope(true);
@@ -479,11 +557,25 @@ fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Scrip
             (_, None) => engine.call_fn_with_options::<Dynamic>(options, &mut scope, &script.ast, function, (Dynamic::UNIT,)),
         }
     });
-    let steps = context::end_run();
+    let mut steps = context::end_run();
+    let mut wake = if in_flow { crate::flow::replay::end() } else { None };
+    if let Some(w) = wake.as_mut() {
+        steps.append(&mut w.notes);
+        // A durable wait ended the wake: the run did its part.
+        if let Some(settle) = &w.outcome {
+            steps.push(match settle {
+                Settle::InDoubt { step, .. } => format!("in doubt: {step}"),
+                Settle::Wait { step, .. } => format!("waits: {step}"),
+                _ => "ended".into(),
+            });
+            let _ = store.run_finish(run_id, now_ms(), None, &steps);
+            return (Ok((serde_json::Value::Null, run_id)), wake);
+        }
+    }
     let outcome = result.map_err(|e| explain(&e, &file)).and_then(|v| {
         rhai::serde::from_dynamic::<serde_json::Value>(&v).map_err(|e| (format!("the function returned a value that is not JSON: {e}"), None, false))
     });
-    match outcome {
+    let result = match outcome {
         Ok(v) => {
             let _ = store.run_finish(run_id, now_ms(), None, &steps);
             Ok((v, run_id))
@@ -493,7 +585,8 @@ fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Scrip
             tracing::warn!(script = %script.name, function, run = run_id, "run failed at {}: {message}", location.as_deref().unwrap_or("?"));
             Err(RunError { message, location, transient, run_id })
         }
-    }
+    };
+    (result, wake)
 }
 
 /// Delivers events of every `on(...)` naming one function to the script's
@@ -521,14 +614,57 @@ impl Subscriber for ScriptSubscriber {
             if scripts.current(&self.script).is_none() {
                 return Err(Failure::transient(format!("script {} is not loaded (removed, or its file is being replaced)", self.script)));
             }
-            let arg = serde_json::json!({
-                "connector": connector, "topic": event.topic, "id": event.id,
-                "subject": event.subject, "occurred_at": event.occurred_at, "payload": event.payload,
-            });
+            let arg = event_value(connector, event);
             scripts.run(&self.script, &self.function, Some(arg), &format!("event:{connector}/{}:{}", event.topic, event.id)).await.map(|_| ()).map_err(|e| {
                 let message = format!("run {}: {e}", e.run_id);
                 if e.transient { Failure::transient(message) } else { Failure::permanent(message) }
             })
         })
     }
+}
+
+/// Routes events on the (connector, topic) pairs a script's flows wait on:
+/// each is kept in the flows' inbox (once, by event id) and given to the
+/// oldest waiting flow whose pattern it matches; one no flow waits for
+/// yet stays there for the flow that reaches its `wait_event` later.
+struct FlowEvents {
+    name: String,
+    script: String,
+    patterns: Vec<(String, String)>,
+    store: Arc<dyn crate::store::Store>,
+    runner: Arc<FlowRunner>,
+}
+
+impl Subscriber for FlowEvents {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn wants(&self, connector: &str, topic: &str) -> bool {
+        self.patterns.iter().any(|(c, t)| c == connector && (t == "*" || t == topic))
+    }
+    fn deliver<'a>(&'a self, connector: &'a str, event: &'a Event) -> futures::future::BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            let value = event_value(connector, event);
+            let failed = |e: anyhow::Error| Failure::transient(format!("flow inbox: {e:#}"));
+            let now = now_ms();
+            let Some(inbox_id) = self.store.flow_inbox_put(&self.script, connector, &event.topic, &event.id, &value, now).map_err(failed)? else {
+                return Ok(()); // a redelivery of an event a flow already took
+            };
+            for wait in self.store.flow_event_waits(&self.script, connector, &event.topic).map_err(failed)? {
+                if crate::flow::matching::matches(&wait.pattern, &event.payload) && self.store.flow_inbox_claim(inbox_id, wait.flow_id, wait.ordinal, now).map_err(failed)? {
+                    self.runner.nudge();
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// An event as scripts see it, in `on(...)` handlers and from `wait_event`.
+fn event_value(connector: &str, event: &Event) -> serde_json::Value {
+    serde_json::json!({
+        "connector": connector, "topic": event.topic, "id": event.id,
+        "subject": event.subject, "occurred_at": event.occurred_at, "payload": event.payload,
+    })
 }

@@ -4,6 +4,7 @@
 //! versioned files in `host/migrations/<engine>/`, applied in order, each
 //! once.
 mod sqlite;
+mod sqlite_flows;
 mod sqlite_ledger;
 
 pub use sqlite::SqliteStore;
@@ -197,9 +198,10 @@ pub struct ScriptStatus {
 
 /// What the host needs from durable storage. SQLite is the embedded
 /// engine; a PostgreSQL engine implements the same for more than one node.
-/// The rate ledger ([`crate::rate_limit::ledger`]) is part of the contract:
-/// every engine keeps budgets where all its hosts see them.
-pub trait Store: crate::rate_limit::LedgerStore + Send + Sync {
+/// The rate ledger ([`crate::rate_limit::ledger`]) and flows
+/// ([`crate::flow::store`]) are part of the contract: every engine keeps
+/// budgets and flows where all its hosts see them.
+pub trait Store: crate::rate_limit::LedgerStore + crate::flow::FlowStore + Send + Sync {
     fn kv_get(&self, connector: &str, key: &str) -> Result<Option<Vec<u8>>>;
     /// Set a key unless the connector's quota would be exceeded (then the
     /// error is a [`KvQuotaExceeded`] and nothing changed).

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_dispatch_lanes", include_str!("../../migrations/sqlite/0004_dispatch_lanes.sql")),
     ("0005_rate_ledger", include_str!("../../migrations/sqlite/0005_rate_ledger.sql")),
     ("0006_retention_routing_quotas", include_str!("../../migrations/sqlite/0006_retention_routing_quotas.sql")),
+    ("0008_flows", include_str!("../../migrations/sqlite/0008_flows.sql")),
 ];
 
 /// Rows deleted per statement while pruning, so a large backlog never
@@ -72,7 +73,7 @@ impl SqliteStore {
         Ok(SqliteStore { conn: Mutex::new(conn), ledger: None })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -143,6 +143,8 @@ impl Connector for Probe {
             ),
             op("http", "sends the described request", any(), http),
             op("slow_http", "like http, in the `slow` bucket", any(), http),
+            // A write: a replay must not repeat it (flows refuse it outside a step).
+            Op { idempotent: false, ..op("write", "like http, declared a write (not idempotent)", any(), http) },
             op("hmac", "verify-hmac-sha256", any(), |v| {
                 let encoding = match str_field(v, "encoding") {
                     "hex" => auth::SignatureEncoding::Hex,
