@@ -2,7 +2,7 @@
 //! waits for them, steps in doubt, and script changes under running flows.
 use crate::recorder::Recorder;
 use serde_json::json;
-use spoke::flow::{FlowFilter, FlowStore, Resolution};
+use spoke::flow::{FlowFilter, Resolution};
 use spoke_tests::{eventually, TestHost};
 use std::path::Path;
 
