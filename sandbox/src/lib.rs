@@ -7,6 +7,7 @@
 //! Everything binds to 127.0.0.1 only.
 
 pub mod clock;
+pub mod faults;
 pub mod limits;
 pub mod sandbox;
 pub mod serve;
@@ -16,5 +17,6 @@ pub mod lagerkoll;
 pub mod wics;
 
 pub use clock::Clock;
+pub use faults::{Fault, Faults};
 pub use limits::RollingWindow;
 pub use sandbox::{Ports, Sandbox};
