@@ -1,15 +1,21 @@
 //! Serving a simulator on loopback.
+use crate::faults::Faults;
 use std::net::SocketAddr;
 
 /// A running simulator server; dropping it stops the server.
 pub struct Server {
     pub addr: SocketAddr,
+    faults: Faults,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+    /// The processes this server kills after chosen answers (`/_control/faults`).
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 }
 
@@ -20,14 +26,17 @@ impl Drop for Server {
 }
 
 /// Serve `router` on 127.0.0.1:`port` (0 picks a free port). Only loopback:
-/// a simulator is never reachable from another machine.
+/// a simulator is never reachable from another machine. Every route gets
+/// fault injection ([`crate::faults`]), disarmed until a test arms it.
 pub async fn serve(router: axum::Router, port: u16) -> anyhow::Result<Server> {
+    let faults = Faults::new();
+    let router = faults.wrap(router);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    Ok(Server { addr, task })
+    Ok(Server { addr, faults, task })
 }
 
 /// Refuse to deliver webhooks anywhere but loopback.

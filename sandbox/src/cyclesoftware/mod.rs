@@ -201,6 +201,10 @@ impl Simulator {
     pub fn url(&self) -> String {
         self.server.url()
     }
+    /// Kill a process right after a chosen write is answered; see [`crate::faults`].
+    pub fn faults(&self) -> &crate::Faults {
+        self.server.faults()
+    }
     pub fn advance_ms(&self, ms: i64) {
         self.state.clock.advance_ms(ms);
     }

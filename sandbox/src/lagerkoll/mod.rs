@@ -173,6 +173,10 @@ impl Simulator {
     pub fn url(&self) -> String {
         self.server.url()
     }
+    /// Kill a process right after a chosen write is answered; see [`crate::faults`].
+    pub fn faults(&self) -> &crate::Faults {
+        self.server.faults()
+    }
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         f(&mut self.state.lock().unwrap())
     }

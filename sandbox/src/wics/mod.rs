@@ -229,6 +229,10 @@ impl Simulator {
     pub fn url(&self) -> String {
         self.server.url()
     }
+    /// Kill a process right after a chosen write is answered; see [`crate::faults`].
+    pub fn faults(&self) -> &crate::Faults {
+        self.server.faults()
+    }
 
     /// Requests refused for rate reasons since the start (or last reset).
     pub fn violations(&self) -> u64 {
