@@ -3,6 +3,7 @@
 //! (`demo.rs`). Nothing in this crate is part of the embeddable engine.
 mod cli;
 mod demo;
+mod state;
 
 use clap::Parser;
 
