@@ -16,7 +16,7 @@ pub fn run(store: &dyn Store, cmd: StateCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&value(&text))?);
         }
         StateCommand::List { script, prefix, limit, json } => {
-            let mut entries = store.state_list(&script, prefix.as_deref().unwrap_or(""), limit + 1)?;
+            let mut entries = store.state_list(&script, prefix.as_deref().unwrap_or(""), limit.saturating_add(1))?;
             let more = entries.len() > limit;
             entries.truncate(limit);
             if json {
