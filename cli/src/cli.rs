@@ -439,7 +439,7 @@ fn print_manifest(m: &spoke::Manifest) {
     }
 }
 
-pub(crate) fn time(ms: i64) -> String {
+fn time(ms: i64) -> String {
     let secs = ms / 1000;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = spoke::time::civil_from_days(days);
