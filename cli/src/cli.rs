@@ -59,6 +59,9 @@ pub enum Command {
     /// Durable flows: what each waits for, steps in doubt, operator fixes.
     #[command(subcommand)]
     Flows(crate::flows::FlowsCommand),
+    /// What scripts keep with `state::` (read-only; works while the host runs).
+    #[command(subcommand)]
+    State(StateCommand),
     /// Vendor-side webhook subscriptions.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
@@ -131,6 +134,12 @@ pub enum RunsCommand {
     List {
         #[arg(long)]
         script: Option<String>,
+        #[arg(long)]
+        function: Option<String>,
+        /// ok, failed, interrupted (the host died during it; marked when
+        /// the next `spoke run` starts) or running.
+        #[arg(long)]
+        outcome: Option<spoke::store::RunOutcome>,
         #[arg(long, default_value_t = 30)]
         limit: usize,
     },
@@ -147,6 +156,23 @@ pub enum ScriptCommand {
         file: PathBuf,
         function: String,
         json: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StateCommand {
+    /// One key's value, as JSON; exits 1 if the script has no such key.
+    Get { script: String, key: String },
+    /// The script's keys starting with PREFIX (all without one), sorted,
+    /// with their values.
+    List {
+        script: String,
+        prefix: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// One JSON object of key -> value, values in full.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -329,15 +355,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(cmd) => {
             let store = open_store(&cli.config)?;
             match cmd {
-                RunsCommand::List { script, limit } => {
-                    println!("{:>6}  {:<19}  {:<20} {:<22} {:<6} {}", "RUN", "STARTED (UTC)", "SCRIPT", "FUNCTION", "RESULT", "TRIGGER / ERROR");
-                    for r in spoke::store::Store::runs(&store, script.as_deref(), limit)? {
+                RunsCommand::List { script, function, outcome, limit } => {
+                    use spoke::store::{RunFilter, RunOutcome};
+                    println!("{:>6}  {:<19}  {:<20} {:<22} {:<11} {}", "RUN", "STARTED (UTC)", "SCRIPT", "FUNCTION", "RESULT", "TRIGGER / ERROR");
+                    for r in spoke::store::Store::runs(&store, &RunFilter { script, function, outcome, limit })? {
                         let detail = match (&r.error, &r.location) {
                             (Some(e), Some(l)) => format!("{l}: {e}"),
                             (Some(e), None) => e.clone(),
                             _ => r.trigger.clone(),
                         };
-                        println!("{:>6}  {:<19}  {:<20} {:<22} {:<6} {}", r.id, time(r.started_at), format!("{} v{}", r.script, r.version), r.function, r.outcome.as_deref().unwrap_or("..."), detail);
+                        // In the words --outcome takes.
+                        let result = RunOutcome::from_stored(r.outcome.as_deref()).map(RunOutcome::as_str).or(r.outcome.as_deref()).unwrap_or("?");
+                        println!("{:>6}  {:<19}  {:<20} {:<22} {:<11} {}", r.id, time(r.started_at), format!("{} v{}", r.script, r.version), r.function, result, detail);
                     }
                 }
                 RunsCommand::Show { id } => {
@@ -347,6 +376,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::State(cmd) => crate::state::run(&open_store(&cli.config)?, cmd),
         Command::Script(ScriptCommand::Run { file, function, json }) => {
             let arg = json.map(|j| serde_json::from_str::<serde_json::Value>(&j)).transpose().map_err(|e| anyhow::anyhow!("the argument is not JSON: {e}"))?;
             let mut config = Config::load(&cli.config)?;

@@ -184,7 +184,7 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
         let detail = field(&state, "track_and_trace").or_else(|| field(&state, "error")).unwrap_or_default();
         println!("{:<18} {:<10} {:<16} {:<14} {}", who, status, field(&state, "lagerkoll_order").unwrap_or("-".into()), field(&state, "wics_order").unwrap_or("-".into()), detail);
     }
-    let runs = host.store().runs(Some("sales_chain"), 10_000)?;
+    let runs = host.store().runs(&spoke::store::RunFilter { script: Some("sales_chain".into()), limit: 10_000, ..Default::default() })?;
     let failed = runs.iter().filter(|r| r.outcome.as_deref() == Some("error")).count();
     println!("\n{} script runs ({} failed, see `spoke runs list`); vendor requests: CycleSoftware {}, Lagerkoll {}, WICS {}; rate-limit violations: {}",
         runs.len(), failed, sandbox.cyclesoftware.request_count(), sandbox.lagerkoll.request_count(), sandbox.wics.request_count(),

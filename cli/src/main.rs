@@ -4,6 +4,7 @@
 mod cli;
 mod demo;
 mod flows;
+mod state;
 
 use clap::Parser;
 

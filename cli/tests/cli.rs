@@ -218,12 +218,71 @@ fn scripts_cli_reports_trigger_changes_and_removals() {
     {
         let store = SqliteStore::open(&dir.path().join("spoke.db")).unwrap();
         let change = serde_json::json!({"version": 3, "at": 1_700_000_000_000i64, "added": ["on wics/* -> h"], "removed": ["on probe/PING -> h"]});
-        store.script_loaded("chain", 3, &serde_json::json!(["on wics/* -> h"]), Some(&change), 1_700_000_000_000).unwrap();
-        store.script_loaded("gone", 7, &serde_json::json!([]), None, 1_700_000_000_000).unwrap();
+        store.script_loaded("chain", 3, "hash-3", &serde_json::json!(["on wics/* -> h"]), Some(&change), 1_700_000_000_000).unwrap();
+        store.script_loaded("gone", 7, "hash-7", &serde_json::json!([]), None, 1_700_000_000_000).unwrap();
         store.script_removed("gone", 1_700_000_000_500).unwrap();
     }
     let out = spoke(&cfg, &["scripts"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("triggers changed in version 3") && text.contains("added [on wics/* -> h], removed [on probe/PING -> h]"), "{text}");
     assert!(text.contains("gone (removed") && text.contains("was version 7"), "{text}");
+}
+
+#[test]
+fn state_cli_gets_and_lists_a_scripts_keys() {
+    use spoke::store::{SqliteStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    {
+        let store = SqliteStore::open(&dir.path().join("spoke.db")).unwrap();
+        for (key, value) in [("lead:b", r#"{"status":"open"}"#), ("lead:a", r#"{"status":"accepted"}"#), ("count", "7")] {
+            store.state_set("chain", key, value, 1).unwrap();
+        }
+        store.state_set("other", "lead:z", "1", 1).unwrap();
+    }
+    let get = spoke(&cfg, &["state", "get", "chain", "lead:a"]);
+    assert!(get.status.success());
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&get.stdout).unwrap(), serde_json::json!({"status": "accepted"}));
+    let missing = spoke(&cfg, &["state", "get", "chain", "lead:nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no state key \"lead:nope\""));
+
+    let list = spoke(&cfg, &["state", "list", "chain", "lead:"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    let keys: Vec<&str> = text.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(keys, ["lead:a", "lead:b"], "{text}");
+    assert!(text.contains(r#"{"status":"open"}"#), "{text}");
+    let all = spoke(&cfg, &["state", "list", "chain", "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
+    assert_eq!(all, serde_json::json!({"count": 7, "lead:a": {"status": "accepted"}, "lead:b": {"status": "open"}}));
+    let cut = spoke(&cfg, &["state", "list", "chain", "--limit", "1"]);
+    assert_eq!(String::from_utf8_lossy(&cut.stdout).lines().count(), 1);
+    assert!(String::from_utf8_lossy(&cut.stderr).contains("more keys than --limit 1"));
+}
+
+#[test]
+fn runs_cli_filters_by_function_and_outcome() {
+    use spoke::store::{SqliteStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    {
+        let store = SqliteStore::open(&dir.path().join("spoke.db")).unwrap();
+        let ok = store.run_start("chain", 1, "new_lead", "http", 1).unwrap();
+        store.run_finish(ok, 2, None, &[]).unwrap();
+        let failed = store.run_start("chain", 1, "shipped", "event:wics/SHIPMENT:1", 1).unwrap();
+        store.run_finish(failed, 2, Some(("vendor: no such order", Some("chain.rhai:9"))), &[]).unwrap();
+        store.run_start("chain", 1, "poll", "schedule:2s", 1).unwrap();
+    }
+    let functions = |args: &[&str]| -> Vec<String> {
+        let out = spoke(&cfg, &[&["runs", "list"], args].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().skip(1).map(|l| l.split_whitespace().nth(5).unwrap().to_string()).collect()
+    };
+    assert_eq!(functions(&[]), ["poll", "shipped", "new_lead"]);
+    assert_eq!(functions(&["--outcome", "failed"]), ["shipped"]);
+    assert_eq!(functions(&["--outcome", "running"]), ["poll"]);
+    assert_eq!(functions(&["--function", "new_lead", "--outcome", "ok"]), ["new_lead"]);
+    assert!(functions(&["--function", "new_lead", "--outcome", "failed"]).is_empty());
+    let bad = spoke(&cfg, &["runs", "list", "--outcome", "error"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("ok, failed, interrupted or running"));
 }

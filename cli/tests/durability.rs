@@ -256,8 +256,78 @@ fn handle(event) {
     assert!(wait_for(20, || second.load(Ordering::SeqCst) == 2).await, "the run did not resume after the restart");
     let store = spoke::store::SqliteStore::open(&dir.path().join("spoke.db")).unwrap();
     use spoke::store::Store;
-    assert!(wait_for(10, || store.runs(Some("two_steps"), 10).unwrap().iter().any(|r| r.outcome.as_deref() == Some("ok"))).await);
+    assert!(wait_for(10, || store.runs(&spoke::store::RunFilter { script: Some("two_steps".into()), limit: 10, ..Default::default() }).unwrap().iter().any(|r| r.outcome.as_deref() == Some("ok"))).await);
     assert_eq!(first.load(Ordering::SeqCst), 1, "the first step's vendor call was repeated");
-    let ok = store.runs(Some("two_steps"), 10).unwrap().into_iter().find(|r| r.outcome.as_deref() == Some("ok")).unwrap();
+    let ok = store.runs(&spoke::store::RunFilter { script: Some("two_steps".into()), limit: 10, ..Default::default() }).unwrap().into_iter().find(|r| r.outcome.as_deref() == Some("ok")).unwrap();
     assert!(ok.steps.to_string().contains("first:order-1 (stored)"), "{:?}", ok.steps);
+}
+
+/// A run in flight when `spoke run` is SIGKILLed stays "running" until the
+/// next start marks it interrupted; `spoke runs list --outcome` finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_way_is_listed_as_interrupted_after_the_restart() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    spoke::install_tls();
+    let dir = tempfile::tempdir().unwrap();
+    // The vendor hangs on the first call only: the first run is in flight
+    // at the kill, the retried one after the restart finishes.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let vendor = axum::Router::new().route(
+        "/slow",
+        axum::routing::any(move || {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let vendor_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, vendor).await });
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(scripts.join("slow.rhai"), "on(\"probe\", \"PING\", \"handle\");\n\nfn handle(event) {\n    probe::http(#{ path: \"/slow\" });\n}\n").unwrap();
+    let cfg = dir.path().join("spoke.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "plugins_dir = {:?}\ncache_dir = {:?}\nstore = \"spoke.db\"\nscripts_dir = \"scripts\"\nlisten = \"127.0.0.1:0\"\n[dispatch]\nfirst_backoff_secs = 0.1\n[connectors.probe]\nplugin = \"probe\"\nbase_url = \"{vendor_url}\"\ncredentials = {{ webhook_secret = \"value:hook-secret\" }}\n",
+            plugins_dir().display().to_string(),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let runs_list = |args: &[&str]| -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_spoke")).arg("--config").arg(&cfg).args(["runs", "list"]).args(args).env_remove("RUST_LOG").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().skip(1).map(str::to_string).collect()
+    };
+
+    let spoke = Spoke::start(&cfg);
+    let body = br#"{"id":"slow-1"}"#.to_vec();
+    let resp = reqwest::Client::new().post(format!("{}/hooks/probe", spoke.url)).header("x-signature", sign(&body)).body(body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(wait_for(20, || calls.load(Ordering::SeqCst) == 1).await, "the run never reached the vendor");
+    spoke.kill9();
+    let before = runs_list(&["--outcome", "running"]);
+    assert_eq!(before.len(), 1, "until a restart the killed run looks running: {before:?}");
+    assert!(runs_list(&["--outcome", "interrupted"]).is_empty());
+
+    let _spoke = Spoke::start(&cfg);
+    let interrupted = runs_list(&["--outcome", "interrupted", "--function", "handle"]);
+    assert_eq!(interrupted.len(), 1, "{interrupted:?}");
+    assert!(interrupted[0].contains("slow v1") && interrupted[0].contains("the host stopped during this run"), "{}", interrupted[0]);
+    assert_eq!(interrupted[0].split_whitespace().next(), before[0].split_whitespace().next(), "the same run");
+    assert!(runs_list(&["--outcome", "interrupted", "--function", "other"]).is_empty());
+    // The event is delivered again and this time the vendor answers.
+    use spoke::store::{RunFilter, RunOutcome, Store};
+    let store = spoke::store::SqliteStore::open(&dir.path().join("spoke.db")).unwrap();
+    let finished = RunFilter { outcome: Some(RunOutcome::Ok), ..Default::default() };
+    assert!(wait_for(20, || store.runs(&finished).unwrap().len() == 1).await, "the retried run did not finish: {:?}", runs_list(&[]));
+    assert_eq!(runs_list(&["--outcome", "ok", "--function", "handle"]).len(), 1);
+    assert!(runs_list(&["--outcome", "running"]).is_empty());
 }

@@ -387,7 +387,7 @@ async fn a_hundred_leads_run_the_whole_chain() {
     check_end_state(&sandbox, &leads, &uuids, cs_leads_before, 0, &state);
 
     // The unmappable lead failed its run with the reason, and did not stop the others.
-    let runs = h.host.store().runs(Some(SCRIPT), 10_000).unwrap();
+    let runs = h.host.store().runs(&spoke::store::RunFilter { script: Some(SCRIPT.into()), limit: 10_000, ..Default::default() }).unwrap();
     let failed = runs.iter().filter(|r| r.function == "follow_leads").filter_map(|r| r.error.clone()).collect::<Vec<_>>();
     assert!(failed.iter().any(|e| e.contains("twaalf")), "no follow_leads run reported the unmappable address: {failed:?}");
     assert_eq!(sandbox.lagerkoll.violations() + sandbox.wics.violations() + sandbox.cyclesoftware.violations(), 0, "a vendor limit was broken");
@@ -401,7 +401,7 @@ async fn a_hundred_leads_run_the_whole_chain() {
     let answer = client.post(format!("{}/hooks/wics/shipment", served.url)).header("authorization", authorization).header("content-type", "application/json").body(body).send().await.unwrap();
     assert_eq!(answer.status().as_u16(), 200);
     let unmatched = || {
-        h.host.store().runs(Some(SCRIPT), 10_000).unwrap().into_iter().any(|r| r.function == "shipped" && r.error.as_deref().is_some_and(|e| e.contains("9313") && e.contains("matches no lead")))
+        h.host.store().runs(&spoke::store::RunFilter { script: Some(SCRIPT.into()), limit: 10_000, ..Default::default() }).unwrap().into_iter().any(|r| r.function == "shipped" && r.error.as_deref().is_some_and(|e| e.contains("9313") && e.contains("matches no lead")))
     };
     assert!(eventually(10, unmatched).await, "the unmatched shipment did not fail its run");
 }

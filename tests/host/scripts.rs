@@ -226,7 +226,7 @@ fn bad_line() {
     assert_eq!(scripts.run("api", "steps", None, "manual").await.unwrap(), 1);
     // The step's result is stored: a second run does not call the plugin again.
     assert_eq!(scripts.run("api", "steps", None, "manual").await.unwrap(), 1);
-    let runs = h.host.store().runs(Some("api"), 10).unwrap();
+    let runs = h.host.store().runs(&spoke::store::RunFilter { script: Some("api".into()), limit: 10, ..Default::default() }).unwrap();
     assert!(runs[0].steps.to_string().contains("one (stored)"), "{:?}", runs[0].steps);
 
     let d = scripts.run("api", "dates", None, "manual").await.unwrap();
@@ -255,4 +255,91 @@ async fn concurrent_runs_take_a_step_once_and_agree_on_its_result() {
     let results: Vec<_> = futures::future::join_all(runs).await.into_iter().map(|r| r.unwrap()).collect();
     assert!(results.windows(2).all(|w| w[0] == w[1]), "runs disagree on the step's result: {results:?}");
     assert_eq!(h.host.store().state_get("race", "calls").unwrap().as_deref(), Some("1"), "the step's closure ran more than once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_update_incr_list_and_entries_need_no_locking() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tally.rhai"),
+        r#"
+fn add(lead) {
+    // A read-modify-write that would lose entries without the swap.
+    state::update("open", |open| { let o = open ?? []; o.push(lead); o });
+    state::set("lead:" + lead, #{ n: lead });
+    state::incr("count", 1)
+}
+
+fn first_sight() {
+    state::update("fresh", |old| "was " + (old ?? "absent"))
+}
+
+fn listing() {
+    #{ keys: state::list("lead:"), entries: state::entries("lead:1"), none: state::list("nope:") }
+}
+
+fn incr_text() {
+    state::set("word", "ten");
+    state::incr("word", 1)
+}
+"#,
+    )
+    .unwrap();
+    let h = TestHost::start(&config(dir.path(), "")).await.unwrap();
+    let (_served, scripts, _w) = h.serve_with_scripts().await;
+    let runs = (0..12).map(|i| scripts.run("tally", "add", Some(json!(i)), "manual"));
+    let mut counts: Vec<i64> = futures::future::join_all(runs).await.into_iter().map(|r| r.unwrap().as_i64().unwrap()).collect();
+    counts.sort();
+    assert_eq!(counts, (1..=12).collect::<Vec<_>>(), "every incr returns its own new value");
+    let mut open: Vec<i64> = serde_json::from_str(&h.host.store().state_get("tally", "open").unwrap().unwrap()).unwrap();
+    open.sort();
+    assert_eq!(open, (0..12).collect::<Vec<_>>(), "an update was lost");
+
+    assert_eq!(scripts.run("tally", "first_sight", None, "manual").await.unwrap(), "was absent");
+    assert_eq!(scripts.run("tally", "first_sight", None, "manual").await.unwrap(), "was was absent");
+
+    let l = scripts.run("tally", "listing", None, "manual").await.unwrap();
+    let sorted: Vec<String> = {
+        let mut k: Vec<String> = (0..12).map(|i| format!("lead:{i}")).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(l["keys"], json!(sorted), "sorted as text");
+    assert_eq!(l["entries"], json!({"lead:1": {"n": 1}, "lead:10": {"n": 10}, "lead:11": {"n": 11}}));
+    assert_eq!(l["none"], json!([]));
+
+    let e = scripts.run("tally", "incr_text", None, "manual").await.unwrap_err();
+    assert!(e.message.contains("not an integer"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_version_changes_only_when_the_content_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripts_dir = dir.path().join("scripts");
+    std::fs::create_dir_all(&scripts_dir).unwrap();
+    let file = scripts_dir.join("same.rhai");
+    std::fs::write(&file, "fn f() { 1 }\n").unwrap();
+    let fragment = config(&scripts_dir, "");
+    let mut dir = Some(dir);
+    // A host started on the same store, as `spoke run` after a restart.
+    let mut version_at_start = async || {
+        let h = TestHost::start_in(dir.take().unwrap(), &fragment).await.unwrap();
+        let scripts = spoke::script::Scripts::start(h.host.clone()).await;
+        let version = scripts.current("same").unwrap().version;
+        let stored = h.host.store().scripts().unwrap().into_iter().find(|s| s.name == "same").unwrap().version;
+        assert_eq!(version, stored);
+        drop(scripts);
+        dir = Some(h.dir);
+        version
+    };
+    let mut versions = Vec::new();
+    for _ in 0..4 {
+        versions.push(version_at_start().await);
+    }
+    assert_eq!(versions, [1, 1, 1, 1], "restarts are not changes");
+    std::fs::write(&file, "fn f() { 2 }\n").unwrap();
+    assert_eq!(version_at_start().await, 2, "one byte changed");
+    assert_eq!(version_at_start().await, 2);
+    std::fs::write(&file, "fn f() { 1 }\n").unwrap();
+    assert_eq!(version_at_start().await, 3, "back to old content is still a change");
 }

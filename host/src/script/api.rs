@@ -4,7 +4,7 @@
 use super::context::{self, LoadCtx};
 use crate::error::CallError;
 use crate::flow::{replay, FlowRunner};
-use crate::store::now_ms;
+use crate::store::{now_ms, STATE_LIST_MAX};
 use crate::Host;
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, ImmutableString, Map, Module, NativeCallContext, Position};
 use std::sync::Arc;
@@ -157,21 +157,47 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
     state.set_native_fn("get", move |key: ImmutableString| -> Result<Dynamic, Box<EvalAltResult>> {
         let script = context::script_name();
         match s1.state_get(&script, &key).map_err(|e| rt_error(format!("state: {e:#}")))? {
-            Some(text) => to_dynamic(&serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)),
+            Some(text) => state_value(&text),
             None => Ok(Dynamic::UNIT),
         }
     });
     let s2 = host.store().clone();
     state.set_native_fn("set", move |key: ImmutableString, value: Dynamic| -> Result<(), Box<EvalAltResult>> {
-        let text = to_json(&value)?.to_string();
-        if text.len() > 64 * 1024 {
-            return Err(rt_error(format!("state::set({key}): values are at most 64 KiB, got {} bytes", text.len())));
-        }
+        let text = state_text("set", &key, &value)?;
         s2.state_set(&context::script_name(), &key, &text, now_ms()).map_err(|e| rt_error(format!("state: {e:#}")))
     });
     let s3 = host.store().clone();
     state.set_native_fn("delete", move |key: ImmutableString| -> Result<(), Box<EvalAltResult>> {
         s3.state_delete(&context::script_name(), &key).map_err(|e| rt_error(format!("state: {e:#}")))
+    });
+    // state::update(key, |old| new): compare-and-swap, so runs in this and
+    // other processes never lose each other's writes. On a conflict the
+    // closure runs again on the newer value: it must only compute.
+    let s4 = host.store().clone();
+    state.set_native_fn("update", move |ctx: NativeCallContext, key: ImmutableString, f: FnPtr| -> Result<Dynamic, Box<EvalAltResult>> {
+        let script = context::script_name();
+        for _ in 0..STATE_UPDATE_ATTEMPTS {
+            let old = s4.state_get(&script, &key).map_err(|e| rt_error(format!("state: {e:#}")))?;
+            let old_value = old.as_deref().map(state_value).transpose()?.unwrap_or(Dynamic::UNIT);
+            let new: Dynamic = f.call_within_context(&ctx, (old_value,))?;
+            let text = state_text("update", &key, &new)?;
+            if s4.state_swap(&script, &key, old.as_deref(), &text, now_ms()).map_err(|e| rt_error(format!("state: {e:#}")))? {
+                return Ok(new);
+            }
+        }
+        Err(rt_error(format!("state::update({key}): other writers changed it {STATE_UPDATE_ATTEMPTS} times in a row; gave up")))
+    });
+    let s5 = host.store().clone();
+    state.set_native_fn("incr", move |key: ImmutableString, by: i64| -> Result<i64, Box<EvalAltResult>> {
+        s5.state_incr(&context::script_name(), &key, by, now_ms()).map_err(|e| rt_error(format!("state::incr: {e:#}")))
+    });
+    let s6 = host.store().clone();
+    state.set_native_fn("list", move |prefix: ImmutableString| -> Result<rhai::Array, Box<EvalAltResult>> {
+        Ok(state_listed(&*s6, &prefix)?.into_iter().map(|(key, _)| Dynamic::from(key)).collect())
+    });
+    let s7 = host.store().clone();
+    state.set_native_fn("entries", move |prefix: ImmutableString| -> Result<Map, Box<EvalAltResult>> {
+        state_listed(&*s7, &prefix)?.into_iter().map(|(key, text)| Ok((key.into(), state_value(&text)?))).collect()
     });
     engine.register_static_module("state", state.into());
 
@@ -288,6 +314,35 @@ fn duration_ms(what: &str, d: &Dynamic) -> Result<i64, Box<EvalAltResult>> {
     }
     let text = d.clone().into_string().map_err(|t| rt_error(format!("{what}: expected a duration like \"30s\" or milliseconds, got a {t}")))?;
     super::schedule::parse_duration(&text).map(|d| d.as_millis() as i64).ok_or_else(|| rt_error(format!("{what}: {text:?} is not a duration (\"250ms\", \"30s\", \"5m\", \"2h\", \"7d\")")))
+}
+
+/// Conflicting writes `state::update` takes before it gives up: each one
+/// means another writer succeeded, so only a hot key under heavy contention
+/// gets here.
+const STATE_UPDATE_ATTEMPTS: usize = 100;
+
+/// A stored state value as the script sees it.
+fn state_value(text: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+    to_dynamic(&serde_json::from_str(text).unwrap_or(serde_json::Value::Null))
+}
+
+/// A value as stored, within the size bound.
+fn state_text(function: &str, key: &str, value: &Dynamic) -> Result<String, Box<EvalAltResult>> {
+    let text = to_json(value)?.to_string();
+    if text.len() > 64 * 1024 {
+        return Err(rt_error(format!("state::{function}({key}): values are at most 64 KiB, got {} bytes", text.len())));
+    }
+    Ok(text)
+}
+
+/// The script's keys with `prefix` and their values; more than
+/// [`STATE_LIST_MAX`] is an error rather than a silently cut list.
+fn state_listed(store: &dyn crate::store::Store, prefix: &str) -> Result<Vec<(String, String)>, Box<EvalAltResult>> {
+    let listed = store.state_list(&context::script_name(), prefix, STATE_LIST_MAX + 1).map_err(|e| rt_error(format!("state: {e:#}")))?;
+    if listed.len() > STATE_LIST_MAX {
+        return Err(rt_error(format!("state: more than {STATE_LIST_MAX} keys start with {prefix:?}; list a longer prefix")));
+    }
+    Ok(listed)
 }
 
 fn script_log(budget: &crate::log_budget::LogBudget, level: tracing::Level, message: &str) {

@@ -60,7 +60,8 @@ pub struct Script {
     pub exposed: Vec<String>,
     /// Flow functions (`flow("fn", [...])`).
     pub flows: Vec<FlowDecl>,
-    source_hash: u64,
+    /// SHA-256 of the file, hex: the same content is the same version.
+    source_hash: String,
 }
 
 /// Why a run failed.
@@ -100,11 +101,9 @@ pub struct Scripts {
     me: Weak<Scripts>,
 }
 
-fn hash(text: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
-    h.finish()
+fn hash(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// `name` of `scripts/name.rhai`.
@@ -220,14 +219,21 @@ impl Scripts {
             }
         };
         let previous = self.current(&name);
-        if previous.as_ref().is_some_and(|p| p.source_hash == hash(&text)) && self.error(&name).is_none() {
+        let source_hash = hash(&text);
+        if previous.as_ref().is_some_and(|p| p.source_hash == source_hash) && self.error(&name).is_none() {
             return false; // an editor's extra events for one save
         }
         let engine = self.engine.read().unwrap().clone();
         let connectors = self.connectors();
         let (n, p) = (name.clone(), path.to_path_buf());
-        // Versions never restart: a removed script's row keeps its last one.
-        let version = previous.as_ref().map(|s| s.version).unwrap_or(0).max(self.stored_version(&name)) + 1;
+        // The same content keeps its version (a restart is not a change);
+        // versions never restart: a removed script's row keeps its last one.
+        let stored = self.stored_version(&name);
+        let version = if self.host.store().script_hash(&name).ok().flatten() == Some(source_hash) {
+            stored
+        } else {
+            previous.as_ref().map(|s| s.version).unwrap_or(0).max(stored) + 1
+        };
         let max_load = self.limits.max_load_secs;
         let compiled = tokio::task::spawn_blocking(move || compile(&engine, &n, &p, &text, version, connectors, max_load)).await;
         match compiled {
@@ -298,7 +304,7 @@ impl Scripts {
         if let Some(c) = &change {
             tracing::warn!(script = %name, version = script.version, added = %c["added"], removed = %c["removed"], "script triggers changed");
         }
-        let _ = self.host.store().script_loaded(&name, script.version, &serde_json::json!(triggers), change.as_ref(), now_ms());
+        let _ = self.host.store().script_loaded(&name, script.version, &script.source_hash, &serde_json::json!(triggers), change.as_ref(), now_ms());
         tracing::info!(script = %name, version = script.version, triggers = %triggers.join("; "), "script loaded from {}", script.path.display());
     }
 

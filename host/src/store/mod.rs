@@ -166,6 +166,65 @@ pub struct EventFilter {
     pub limit: usize,
 }
 
+/// Which runs `Store::runs` returns, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub script: Option<String>,
+    pub function: Option<String>,
+    pub outcome: Option<RunOutcome>,
+    /// 0: 50.
+    pub limit: usize,
+}
+
+/// How a run ended, or that it has not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    Ok,
+    Failed,
+    /// The process died during the run (marked at the next start).
+    Interrupted,
+    Running,
+}
+
+impl RunOutcome {
+    const ALL: [RunOutcome; 4] = [RunOutcome::Ok, RunOutcome::Failed, RunOutcome::Interrupted, RunOutcome::Running];
+
+    /// As `spoke runs list --outcome` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Ok => "ok",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Interrupted => "interrupted",
+            RunOutcome::Running => "running",
+        }
+    }
+
+    /// [`RunRecord::outcome`] as stored: `None` while running.
+    pub fn stored(self) -> Option<&'static str> {
+        match self {
+            RunOutcome::Ok => Some("ok"),
+            RunOutcome::Failed => Some("error"),
+            RunOutcome::Interrupted => Some("interrupted"),
+            RunOutcome::Running => None,
+        }
+    }
+
+    pub fn from_stored(outcome: Option<&str>) -> Option<RunOutcome> {
+        RunOutcome::ALL.into_iter().find(|o| o.stored() == outcome)
+    }
+}
+
+impl std::str::FromStr for RunOutcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        RunOutcome::ALL.into_iter().find(|o| o.as_str() == s).ok_or_else(|| format!("{s:?} is not an outcome: ok, failed, interrupted or running"))
+    }
+}
+
+/// At most this many keys per `state_list` answer: a script's whole list
+/// fits in one run's memory, and more says the prefix is too broad.
+pub const STATE_LIST_MAX: usize = 10_000;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
     pub id: i64,
@@ -249,19 +308,32 @@ pub trait Store: crate::rate_limit::LedgerStore + crate::flow::FlowStore + Send 
     /// false) as interrupted. Returns how many.
     fn interrupt_orphan_runs(&self, now: i64, alive: &dyn Fn(i64) -> bool) -> Result<usize>;
     fn run_finish(&self, id: i64, now: i64, error: Option<(&str, Option<&str>)>, steps: &[String]) -> Result<()>;
-    fn runs(&self, script: Option<&str>, limit: usize) -> Result<Vec<RunRecord>>;
+    fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
     fn run(&self, id: i64) -> Result<Option<RunRecord>>;
     fn step_get(&self, script: &str, key: &str) -> Result<Option<String>>;
     fn step_put(&self, script: &str, key: &str, result: &str, run_id: i64, now: i64) -> Result<()>;
     fn state_get(&self, script: &str, key: &str) -> Result<Option<String>>;
     fn state_set(&self, script: &str, key: &str, value: &str, now: i64) -> Result<()>;
     fn state_delete(&self, script: &str, key: &str) -> Result<()>;
+    /// Compare-and-swap: write `value` only if the key still holds
+    /// `expected` (`None`: absent). Returns whether it was written. Atomic
+    /// across processes sharing the store.
+    fn state_swap(&self, script: &str, key: &str, expected: Option<&str>, value: &str, now: i64) -> Result<bool>;
+    /// Add `by` to the integer at `key` (absent: 0) in one atomic write;
+    /// the new value. An error if the key holds anything but an integer.
+    fn state_incr(&self, script: &str, key: &str, by: i64, now: i64) -> Result<i64>;
+    /// Keys starting with `prefix` and their values, sorted by key, at most
+    /// `limit` of them.
+    fn state_list(&self, script: &str, prefix: &str, limit: usize) -> Result<Vec<(String, String)>>;
     /// Record a (re)load: a new version, or an error that left the old one.
-    /// `change` is set when the triggers differ from the previous version's.
-    fn script_loaded(&self, name: &str, version: i64, triggers: &serde_json::Value, change: Option<&serde_json::Value>, now: i64) -> Result<()>;
+    /// `change` is set when the triggers differ from the previous version's;
+    /// `hash` is the content hash of the version's file.
+    fn script_loaded(&self, name: &str, version: i64, hash: &str, triggers: &serde_json::Value, change: Option<&serde_json::Value>, now: i64) -> Result<()>;
     /// The highest version a script ever had here (removed ones included),
     /// so a re-created file does not start again at 1.
     fn script_version(&self, name: &str) -> Result<i64>;
+    /// The content hash of that highest version, if recorded.
+    fn script_hash(&self, name: &str) -> Result<Option<String>>;
     fn script_error(&self, name: &str, error: &str, now: i64) -> Result<()>;
     fn script_removed(&self, name: &str, now: i64) -> Result<()>;
     fn scripts(&self) -> Result<Vec<ScriptStatus>>;

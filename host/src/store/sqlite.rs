@@ -14,6 +14,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_dispatch_lanes", include_str!("../../migrations/sqlite/0004_dispatch_lanes.sql")),
     ("0005_rate_ledger", include_str!("../../migrations/sqlite/0005_rate_ledger.sql")),
     ("0006_retention_routing_quotas", include_str!("../../migrations/sqlite/0006_retention_routing_quotas.sql")),
+    ("0007_script_hash", include_str!("../../migrations/sqlite/0007_script_hash.sql")),
     ("0008_flows", include_str!("../../migrations/sqlite/0008_flows.sql")),
 ];
 
@@ -122,6 +123,22 @@ fn due_row(r: &rusqlite::Row) -> rusqlite::Result<Due> {
             payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
         },
     })
+}
+
+/// The least text greater than every text starting with `prefix` (SQLite
+/// compares text as UTF-8 bytes, which is code point order): the prefix with
+/// its last character raised by one. `None` when nothing is above.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value, skipping the surrogate gap.
+        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 const RUN_COLUMNS: &str = "id, script, version, function, trigger, started_at, ended_at, outcome, error, location, steps";
@@ -559,10 +576,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn runs(&self, script: Option<&str>, limit: usize) -> Result<Vec<RunRecord>> {
+    fn runs(&self, f: &RunFilter) -> Result<Vec<RunRecord>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR script = ?1) ORDER BY id DESC LIMIT ?2"))?;
-        let rows = stmt.query_map(params![script, if limit == 0 { 50 } else { limit } as i64], run_record)?;
+        // `IS` matches NULL too: the outcome of a run still running.
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR script = ?1) AND (?2 IS NULL OR function = ?2)
+               AND (NOT ?3 OR outcome IS ?4) ORDER BY id DESC LIMIT ?5"
+        ))?;
+        let limit = if f.limit == 0 { 50 } else { f.limit } as i64;
+        let rows = stmt.query_map(params![f.script, f.function, f.outcome.is_some(), f.outcome.and_then(RunOutcome::stored), limit], run_record)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -596,18 +618,70 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn script_loaded(&self, name: &str, version: i64, triggers: &serde_json::Value, change: Option<&serde_json::Value>, now: i64) -> Result<()> {
+    fn state_swap(&self, script: &str, key: &str, expected: Option<&str>, value: &str, now: i64) -> Result<bool> {
+        // One statement each: SQLite makes it atomic for every connection
+        // to the file, so no transaction is needed.
+        let written = match expected {
+            None => self.conn().execute(
+                "INSERT INTO script_state (script, key, value, updated) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (script, key) DO NOTHING",
+                params![script, key, value, now],
+            )?,
+            Some(old) => self.conn().execute(
+                "UPDATE script_state SET value = ?3, updated = ?4 WHERE script = ?1 AND key = ?2 AND value = ?5",
+                params![script, key, value, now, old],
+            )?,
+        };
+        Ok(written == 1)
+    }
+
+    fn state_incr(&self, script: &str, key: &str, by: i64, now: i64) -> Result<i64> {
+        // The WHERE leaves a value that is not an integer's JSON text alone
+        // (CAST would read "abc" as 0), and a sum that overflows (SQLite
+        // would make it a float); then nothing is returned.
+        let new: Option<String> = self
+            .conn()
+            .query_row(
+                "INSERT INTO script_state (script, key, value, updated) VALUES (?1, ?2, CAST(?3 AS TEXT), ?4)
+                 ON CONFLICT (script, key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ?3 AS TEXT), updated = excluded.updated
+                     WHERE value = CAST(CAST(value AS INTEGER) AS TEXT) AND typeof(CAST(value AS INTEGER) + ?3) = 'integer'
+                 RETURNING value",
+                params![script, key, by, now],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(new) = new else {
+            let held = self.state_get(script, key)?.unwrap_or_default();
+            anyhow::bail!("{key} holds {held}: not an integer, or adding {by} overflows");
+        };
+        Ok(new.parse()?)
+    }
+
+    fn state_list(&self, script: &str, prefix: &str, limit: usize) -> Result<Vec<(String, String)>> {
+        // A key range, so the primary key index finds them; `prefix_end` is
+        // the first text after every key with the prefix.
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT key, value FROM script_state WHERE script = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3) ORDER BY key LIMIT ?4")?;
+        let rows = stmt.query_map(params![script, prefix, prefix_end(prefix), limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn script_loaded(&self, name: &str, version: i64, hash: &str, triggers: &serde_json::Value, change: Option<&serde_json::Value>, now: i64) -> Result<()> {
         self.conn().execute(
-            "INSERT INTO scripts (name, version, loaded_at, triggers, trigger_change) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO scripts (name, version, loaded_at, triggers, trigger_change, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (name) DO UPDATE SET version = excluded.version, loaded_at = excluded.loaded_at, triggers = excluded.triggers,
-                 error = NULL, error_at = NULL, removed_at = NULL, trigger_change = COALESCE(excluded.trigger_change, scripts.trigger_change)",
-            params![name, version, now, triggers.to_string(), change.map(|c| c.to_string())],
+                 error = NULL, error_at = NULL, removed_at = NULL, trigger_change = COALESCE(excluded.trigger_change, scripts.trigger_change),
+                 hash = excluded.hash",
+            params![name, version, now, triggers.to_string(), change.map(|c| c.to_string()), hash],
         )?;
         Ok(())
     }
 
     fn script_version(&self, name: &str) -> Result<i64> {
         Ok(self.conn().query_row("SELECT version FROM scripts WHERE name = ?1", [name], |r| r.get(0)).optional()?.unwrap_or(0))
+    }
+
+    fn script_hash(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.conn().query_row("SELECT hash FROM scripts WHERE name = ?1", [name], |r| r.get(0)).optional()?.flatten())
     }
 
     fn script_error(&self, name: &str, error: &str, now: i64) -> Result<()> {
@@ -736,12 +810,95 @@ mod tests {
         assert_eq!(s.kv_get("w", "b").unwrap().as_deref(), Some(&b"1234"[..]), "a refused write changes nothing");
     }
 
+    /// Two connections to one file, as two processes have: every increment
+    /// and every compare-and-swap update counts, none is lost.
+    #[test]
+    fn incr_and_swap_from_two_connections_count_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let stores = [SqliteStore::open(&path).unwrap(), SqliteStore::open(&path).unwrap()];
+        const EACH: i64 = 300;
+        std::thread::scope(|scope| {
+            for s in &stores {
+                scope.spawn(move || {
+                    for _ in 0..EACH {
+                        s.state_incr("x", "hits", 1, 1).unwrap();
+                        // What `state::update` does: read, compute, swap; again on a conflict.
+                        loop {
+                            let old = s.state_get("x", "list").unwrap();
+                            let mut list: Vec<i64> = old.as_deref().map(|t| serde_json::from_str(t).unwrap()).unwrap_or_default();
+                            list.push(list.len() as i64);
+                            if s.state_swap("x", "list", old.as_deref(), &serde_json::to_string(&list).unwrap(), 1).unwrap() {
+                                break;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(stores[0].state_get("x", "hits").unwrap().as_deref(), Some(&*(2 * EACH).to_string()));
+        let list: Vec<i64> = serde_json::from_str(&stores[1].state_get("x", "list").unwrap().unwrap()).unwrap();
+        assert_eq!(list, (0..2 * EACH).collect::<Vec<_>>(), "an update was lost or applied twice");
+    }
+
+    #[test]
+    fn swap_needs_the_expected_value_and_incr_an_integer() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        assert!(s.state_swap("x", "k", None, "1", 1).unwrap(), "absent as expected");
+        assert!(!s.state_swap("x", "k", None, "2", 1).unwrap(), "no longer absent");
+        assert!(!s.state_swap("x", "k", Some("3"), "2", 1).unwrap());
+        assert!(s.state_swap("x", "k", Some("1"), "2", 1).unwrap());
+        assert_eq!(s.state_incr("x", "k", 40, 1).unwrap(), 42);
+        assert_eq!(s.state_incr("x", "new", -3, 1).unwrap(), -3, "absent counts as 0");
+        let max = i64::MAX.to_string();
+        for held in ["\"abc\"", "1.5", "[1]", max.as_str()] {
+            s.state_set("x", "odd", held, 1).unwrap();
+            let e = s.state_incr("x", "odd", 1, 1).unwrap_err();
+            assert!(e.to_string().contains("not an integer"), "{held}: {e}");
+            assert_eq!(s.state_get("x", "odd").unwrap().as_deref(), Some(held), "a refused incr changes nothing");
+        }
+    }
+
+    #[test]
+    fn state_list_takes_exactly_the_keys_with_the_prefix() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        for k in ["lead:2", "lead:1", "lead;", "lead", "leae", "a", "lead:\u{10FFFF}z"] {
+            s.state_set("x", k, "1", 1).unwrap();
+        }
+        s.state_set("y", "lead:3", "1", 1).unwrap();
+        let keys = |prefix: &str, limit: usize| s.state_list("x", prefix, limit).unwrap().into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(keys("lead:", 100), ["lead:1", "lead:2", "lead:\u{10FFFF}z"]);
+        assert_eq!(keys("lead:", 2), ["lead:1", "lead:2"]);
+        assert_eq!(keys("", 100).len(), 7, "no prefix: every key of the script");
+        assert_eq!(prefix_end("a\u{D7FF}"), Some("a\u{E000}".to_string()), "past the surrogates");
+        assert_eq!(prefix_end("a\u{10FFFF}"), Some("b".to_string()));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+    }
+
+    #[test]
+    fn runs_filter_by_function_and_outcome() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let ok = s.run_start("x", 1, "f", "manual", 1).unwrap();
+        s.run_finish(ok, 2, None, &[]).unwrap();
+        let failed = s.run_start("x", 1, "g", "manual", 1).unwrap();
+        s.run_finish(failed, 2, Some(("boom", None)), &[]).unwrap();
+        let running = s.run_start("x", 1, "f", "manual", 1).unwrap();
+        let ids = |f: RunFilter| s.runs(&f).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(RunFilter::default()), [running, failed, ok]);
+        assert_eq!(ids(RunFilter { function: Some("f".into()), ..Default::default() }), [running, ok]);
+        assert_eq!(ids(RunFilter { outcome: Some(RunOutcome::Running), ..Default::default() }), [running]);
+        assert_eq!(ids(RunFilter { outcome: Some(RunOutcome::Failed), ..Default::default() }), [failed]);
+        assert_eq!(ids(RunFilter { function: Some("g".into()), outcome: Some(RunOutcome::Ok), ..Default::default() }), Vec::<i64>::new());
+        assert_eq!(ids(RunFilter { script: Some("y".into()), ..Default::default() }), Vec::<i64>::new());
+    }
+
     #[test]
     fn versions_survive_removal_and_orphan_runs_are_interrupted() {
         let s = SqliteStore::open_in_memory().unwrap();
-        s.script_loaded("x", 4, &serde_json::json!([]), None, 1).unwrap();
+        s.script_loaded("x", 4, "h4", &serde_json::json!([]), None, 1).unwrap();
         s.script_removed("x", 2).unwrap();
         assert_eq!(s.script_version("x").unwrap(), 4);
+        assert_eq!(s.script_hash("x").unwrap().as_deref(), Some("h4"), "a removed script keeps its hash");
         assert!(s.scripts().unwrap()[0].removed_at.is_some());
         let mine = s.run_start("x", 4, "f", "manual", 1).unwrap();
         let gone = s.run_start("x", 4, "f", "manual", 1).unwrap();
