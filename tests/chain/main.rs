@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod faults;
+
 /// Articles both Lagerkoll (seeded) and WICS (added by [`prepare`]) know.
 const ARTICLES: [&str; 4] = ["A-100", "A-200", "BIKE/26", "T-700"];
 const SCRIPT: &str = "sales_chain";
