@@ -10,6 +10,7 @@ pub mod clock;
 pub mod limits;
 pub mod sandbox;
 pub mod serve;
+pub mod shape;
 
 pub mod cyclesoftware;
 pub mod lagerkoll;

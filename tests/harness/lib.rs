@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 pub use spoke;
 
+pub mod vendor_docs;
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -235,14 +237,31 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// How an answer `got` compares in shape with a vendor docs' example `doc`.
+#[derive(Debug, Default)]
+pub struct ShapeReport {
+    /// Where the shapes differ; empty when they agree.
+    pub differences: Vec<String>,
+    /// Lists the example shows with elements but the answer left empty: their
+    /// elements went unchecked (not a difference, a gap in what was compared).
+    pub unchecked: Vec<String>,
+}
+
 /// Where `got` differs in shape from a vendor docs' example `doc`: each
 /// object has exactly the example's fields, and each value the example's
-/// JSON type. A null in the example says nothing about the type, and a null
-/// where the example has a value is allowed (it is harder on Spoke, not
-/// easier); `metaFields` may be the example's string or an object (the docs
-/// describe them as JSON the caller sent). Lists compare every element with
-/// the example's first. Empty when the shapes agree.
+/// JSON type. Every field the example shows is expected, optional or not: a
+/// vendor that documents a field in its example sends it, if only as null.
+/// So a null in the example says nothing about the type, and a null where
+/// the example has a value is allowed (it is harder on Spoke, not easier);
+/// `metaFields` may be the example's string or an object (the docs describe
+/// them as JSON the caller sent). Lists compare every element with the
+/// example's first. Empty when the shapes agree.
 pub fn shape_differences(doc: &serde_json::Value, got: &serde_json::Value) -> Vec<String> {
+    shape_report(doc, got).differences
+}
+
+/// [`shape_differences`], plus the documented lists left unchecked.
+pub fn shape_report(doc: &serde_json::Value, got: &serde_json::Value) -> ShapeReport {
     fn kind(v: &serde_json::Value) -> &'static str {
         match v {
             serde_json::Value::Null => "null",
@@ -253,7 +272,7 @@ pub fn shape_differences(doc: &serde_json::Value, got: &serde_json::Value) -> Ve
             serde_json::Value::Object(_) => "object",
         }
     }
-    fn walk(path: &str, doc: &serde_json::Value, got: &serde_json::Value, out: &mut Vec<String>) {
+    fn walk(path: &str, doc: &serde_json::Value, got: &serde_json::Value, out: &mut ShapeReport) {
         use serde_json::Value;
         if doc.is_null() || got.is_null() {
             return;
@@ -264,10 +283,10 @@ pub fn shape_differences(doc: &serde_json::Value, got: &serde_json::Value) -> Ve
         match (doc, got) {
             (Value::Object(d), Value::Object(g)) => {
                 for key in d.keys().filter(|k| !g.contains_key(*k)) {
-                    out.push(format!("{path}.{key}: documented, not sent"));
+                    out.differences.push(format!("{path}.{key}: documented, not sent"));
                 }
                 for key in g.keys().filter(|k| !d.contains_key(*k)) {
-                    out.push(format!("{path}.{key}: sent, not documented"));
+                    out.differences.push(format!("{path}.{key}: sent, not documented"));
                 }
                 for (key, d) in d {
                     if let Some(g) = g.get(key) {
@@ -277,16 +296,19 @@ pub fn shape_differences(doc: &serde_json::Value, got: &serde_json::Value) -> Ve
             }
             (Value::Array(d), Value::Array(g)) => {
                 if let Some(first) = d.first() {
+                    if g.is_empty() {
+                        out.unchecked.push(format!("{path}[]"));
+                    }
                     for (i, g) in g.iter().enumerate() {
                         walk(&format!("{path}[{i}]"), first, g, out);
                     }
                 }
             }
-            (d, g) if kind(d) != kind(g) => out.push(format!("{path}: documented as {} ({d}), sent as {} ({g})", kind(d), kind(g))),
+            (d, g) if kind(d) != kind(g) => out.differences.push(format!("{path}: documented as {} ({d}), sent as {} ({g})", kind(d), kind(g))),
             _ => {}
         }
     }
-    let mut out = Vec::new();
+    let mut out = ShapeReport::default();
     walk("$", doc, got, &mut out);
     out
 }
