@@ -67,7 +67,7 @@ pub async fn answers() -> HashMap<(String, String), Value> {
     r.send("PUT", &documented("/finish"), &at("/finish"), &none).await;
     r.send("PUT", &p("/{order_id}/packed"), &format!("{BASE}/{id}/packed?finish_pickinglists=true"), &none).await;
     r.send("PUT", &p("/{order_id}/freight_booked"), &format!("{BASE}/{id}/freight_booked"), &none).await;
-    r.send("PUT", &p("/{order_id}/send"), &format!("{BASE}/{id}/send"), &none).await;
+    r.send("PUT", &p("/{order_id}/send"), &format!("{BASE}/{id}/send?create_rest_order=true"), &none).await;
     r.send("PUT", &p("/{order_id}/delivered"), &format!("{BASE}/{id}/delivered"), &none).await;
     r.send("PUT", &p("/{order_id}/invoice"), &format!("{BASE}/{id}/invoice?type=invoice"), &none).await;
 

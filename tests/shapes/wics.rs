@@ -38,7 +38,7 @@ fn announcement(reference: &str) -> Value {
             {"lineNumber": 1, "itemCode": "16082", "itemDescription": "Jack Kabel 1m", "unit": "ST", "quantityExpected": 1,
              "lotNumber": "6851993", "bestBeforeDate": "2024-02-14", "metaFields": {"guid": "444d244f"}},
             {"lineNumber": 2, "itemCode": "190130", "itemDescription": "XLR Kabel", "unit": "ST", "quantityExpected": 2,
-             "lotNumber": "", "bestBeforeDate": "2024-02-14"}
+             "lotNumber": "6851994", "bestBeforeDate": "2024-02-14"}
         ]})
 }
 

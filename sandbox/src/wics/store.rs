@@ -1,6 +1,6 @@
 //! The simulator's in-memory warehouse. Records are kept as the JSON WICS
 //! shows, so metafields and fields the docs do not list pass through.
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// The customer number every record of the simulated account carries.
 pub const CUSTOMER_NUMBER: i64 = 14;
