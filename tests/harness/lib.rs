@@ -242,8 +242,9 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 pub struct ShapeReport {
     /// Where the shapes differ; empty when they agree.
     pub differences: Vec<String>,
-    /// Lists the example shows with elements but the answer left empty: their
-    /// elements went unchecked (not a difference, a gap in what was compared).
+    /// Lists the example shows with elements but the answer left empty
+    /// wherever they occur (`$.lists[].parts[]`): their elements went
+    /// unchecked (not a difference, a gap in what was compared).
     pub unchecked: Vec<String>,
 }
 
@@ -272,7 +273,14 @@ pub fn shape_report(doc: &serde_json::Value, got: &serde_json::Value) -> ShapeRe
             serde_json::Value::Object(_) => "object",
         }
     }
-    fn walk(path: &str, doc: &serde_json::Value, got: &serde_json::Value, out: &mut ShapeReport) {
+    /// The documented lists seen with elements and seen empty, by path
+    /// without indices.
+    #[derive(Default)]
+    struct Lists {
+        filled: std::collections::BTreeSet<String>,
+        empty: std::collections::BTreeSet<String>,
+    }
+    fn walk(path: &str, doc: &serde_json::Value, got: &serde_json::Value, out: &mut ShapeReport, lists: &mut Lists) {
         use serde_json::Value;
         if doc.is_null() || got.is_null() {
             return;
@@ -290,17 +298,17 @@ pub fn shape_report(doc: &serde_json::Value, got: &serde_json::Value) -> ShapeRe
                 }
                 for (key, d) in d {
                     if let Some(g) = g.get(key) {
-                        walk(&format!("{path}.{key}"), d, g, out);
+                        walk(&format!("{path}.{key}"), d, g, out, lists);
                     }
                 }
             }
             (Value::Array(d), Value::Array(g)) => {
                 if let Some(first) = d.first() {
-                    if g.is_empty() {
-                        out.unchecked.push(format!("{path}[]"));
-                    }
+                    let unindexed: String = path.split('[').map(|part| part.split_once(']').map_or(part, |(_, rest)| rest)).collect::<Vec<_>>().join("[]");
+                    let seen = if g.is_empty() { &mut lists.empty } else { &mut lists.filled };
+                    seen.insert(format!("{unindexed}[]"));
                     for (i, g) in g.iter().enumerate() {
-                        walk(&format!("{path}[{i}]"), first, g, out);
+                        walk(&format!("{path}[{i}]"), first, g, out, lists);
                     }
                 }
             }
@@ -308,8 +316,9 @@ pub fn shape_report(doc: &serde_json::Value, got: &serde_json::Value) -> ShapeRe
             _ => {}
         }
     }
-    let mut out = ShapeReport::default();
-    walk("$", doc, got, &mut out);
+    let (mut out, mut lists) = (ShapeReport::default(), Lists::default());
+    walk("$", doc, got, &mut out, &mut lists);
+    out.unchecked = lists.empty.difference(&lists.filled).cloned().collect();
     out
 }
 
@@ -327,5 +336,13 @@ mod tests {
         assert!(diff.iter().any(|d| d.starts_with("$.a: documented as number")), "{diff:?}");
         assert!(diff.iter().any(|d| d == "$.more: sent, not documented"), "{diff:?}");
         assert!(diff.iter().any(|d| d == "$.lines[0].extra: sent, not documented"), "{diff:?}");
+    }
+
+    #[test]
+    fn lists_left_empty_everywhere_are_unchecked() {
+        let doc = json!({"lists": [{"parts": [{"n": 1}], "units": [{"u": ""}]}]});
+        let report = super::shape_report(&doc, &json!({"lists": [{"parts": [], "units": []}, {"parts": [], "units": [{"u": "st"}]}]}));
+        assert!(report.differences.is_empty(), "{report:?}");
+        assert_eq!(report.unchecked, ["$.lists[].parts[]"]);
     }
 }

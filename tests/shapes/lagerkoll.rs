@@ -55,14 +55,16 @@ pub async fn answers() -> HashMap<(String, String), Value> {
     r.send("GET", &documented(""), &at(""), &none).await;
     r.send("GET", &p("/picking_lists/new"), &p("/picking_lists/new"), &none).await;
     let products = r.send("GET", &documented("/articles"), &at("/articles"), &none).await;
-    let helmets = products["products"].as_array().into_iter().flatten().find(|p| p["articleId"] == "A-100").expect("A-100 on the list");
-    let helmet_row = helmets["customerOrderProductId"].as_i64().unwrap();
+    let locks = products["products"].as_array().into_iter().flatten().find(|p| p["articleId"] == "A-200").expect("A-200 on the list");
+    let lock_row = locks["customerOrderProductId"].as_i64().unwrap();
     r.send_with("PUT", &documented("/assign"), &at("/assign"), &none, &me).await;
     r.send_with("GET", &p("/picking_lists"), &p("/picking_lists"), &none, &me).await;
     r.send("GET", &p("/picking_lists/assigned"), &p("/picking_lists/assigned"), &none).await;
-    r.send("PUT", &documented("/pick"), &at("/pick"), &json!({"products": [{"customerOrderProductId": helmet_row, "articleId": "A-100", "pickedAmount": 1.0}]})).await;
-    r.send_with("PUT", &documented("/pick/{article_id}"), &at("/pick/A-100"), &json!({"articleId": "A-100", "pickedAmount": 2.0}), &me).await;
+    let batch = json!([{"batchId": "L-2024-01", "orderedAmount": 1.0, "pickedAmount": 1.0}]);
+    r.send("PUT", &documented("/pick"), &at("/pick"), &json!({"products": [{"customerOrderProductId": lock_row, "articleId": "A-200", "pickedAmount": 1.0, "batches": batch}]})).await;
+    // What is not picked yet (the helmets) goes on a purchase order.
     r.send("POST", &documented("/rest"), &at("/rest"), &none).await;
+    r.send_with("PUT", &documented("/pick/{article_id}"), &at("/pick/A-100"), &json!({"articleId": "A-100", "pickedAmount": 2.0}), &me).await;
     r.send("PUT", &documented("/assign/{assigned_user_id}"), &at(&format!("/assign/{other_worker}")), &none).await;
     r.send("PUT", &documented("/finish"), &at("/finish"), &none).await;
     r.send("PUT", &p("/{order_id}/packed"), &format!("{BASE}/{id}/packed?finish_pickinglists=true"), &none).await;
@@ -71,8 +73,9 @@ pub async fn answers() -> HashMap<(String, String), Value> {
     r.send("PUT", &p("/{order_id}/delivered"), &format!("{BASE}/{id}/delivered"), &none).await;
     r.send("PUT", &p("/{order_id}/invoice"), &format!("{BASE}/{id}/invoice?type=invoice"), &none).await;
 
-    // One row: its products answer is the one Article the docs show.
-    let single = r.send("POST", BASE, BASE, &order("WEB-SHAPE-2", json!([{"articleId": "A-100", "orderedAmount": 1.0}]))).await;
+    // One row: its products answer is the one Article the docs show (one
+    // with batches, so they are compared too).
+    let single = r.send("POST", BASE, BASE, &order("WEB-SHAPE-2", json!([{"articleId": "A-200", "orderedAmount": 1.0}]))).await;
     let single = single["orderId"].as_i64().unwrap();
     r.send("GET", &p("/{id}/products"), &format!("{BASE}/{single}/products"), &none).await;
 

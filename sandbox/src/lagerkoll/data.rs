@@ -458,6 +458,14 @@ impl State {
         conform(classes::ARTICLE, &article)
     }
 
+    /// An article's units besides its base unit, as the documented ArticleUnit.
+    fn article_units(&self, a: &Article) -> Vec<Value> {
+        a.units
+            .iter()
+            .map(|(id, name, convert, barcode)| json!({"unit": {"id": id, "name": name}, "articleId": a.id, "storegroupId": 1, "convert": convert, "barcode": barcode}))
+            .collect()
+    }
+
     pub fn render_pick_product(&self, p: &PickProduct) -> Value {
         let a = self.articles.get(p.article_id.as_str());
         let product = json!({
@@ -465,8 +473,7 @@ impl State {
             "barcode": a.map(|a| a.barcode), "orderedAmount": p.ordered, "pickedAmount": p.picked,
             "stockAmount": a.map(|a| a.stock), "stockPlace": a.map(|a| a.stock_place),
             "unit": {"id": 1, "name": "st", "externalId": "st"}, "bundled": false, "parts": [], "batches": p.batches,
-            "units": a.map(|a| a.units.iter().map(|(id, name, convert, barcode)| json!({"unit": {"id": id, "name": name},
-                "articleId": a.id, "storegroupId": 1, "convert": convert, "barcode": barcode})).collect::<Vec<_>>()).unwrap_or_default(),
+            "units": a.map(|a| self.article_units(a)).unwrap_or_default(),
             "orderedAmountWithUnits": format!("{} st", p.ordered),
         });
         conform(classes::PICKING_LIST_PRODUCT, &product)
@@ -540,7 +547,7 @@ impl State {
                 let a = self.articles.get(id.as_str());
                 json!({"articleId": id, "articleName": a.map(|a| a.name), "orderedAmount": amount, "deliveredAmount": 0.0,
                     "availableAmount": a.map(|a| a.stock), "purchasePrice": a.map(|a| a.buy_price), "unit": "st",
-                    "type": "Stock", "stock": true, "batches": [], "units": []})
+                    "type": "Stock", "stock": true, "batches": [], "units": a.map(|a| self.article_units(a)).unwrap_or_default()})
             })
             .collect();
         let value: f64 = po.articles.iter().map(|(id, n)| n * self.articles.get(id.as_str()).map(|a| a.buy_price).unwrap_or(0.0)).sum();
