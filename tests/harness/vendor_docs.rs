@@ -72,6 +72,36 @@ pub fn example_responses() -> Vec<(Endpoint, Option<Value>)> {
     }).collect()
 }
 
+/// The example payload of every documented webhook event (`webhooks.tsv`),
+/// as (vendor, event, example). An event's example is the first JSON after
+/// the line that names it: WICS' "Topic Order status" heading (the topic
+/// without spaces, upper case), CycleSoftware's row of its event table.
+pub fn webhook_examples() -> Vec<(String, String, Option<Value>)> {
+    let text = std::fs::read_to_string(docs_dir().join("webhooks.tsv")).expect("tests/vendors/vendor-docs/webhooks.tsv");
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            assert_eq!(cols.len(), 4, "webhooks.tsv line {line:?}");
+            let (vendor, event, source) = (cols[0], cols[1], cols[3]);
+            let doc = std::fs::read_to_string(docs_dir().join(source)).unwrap_or_else(|e| panic!("{source}: {e}"));
+            let lines: Vec<&str> = doc.lines().collect();
+            let names = |l: &str| {
+                let l = l.trim();
+                let topic = l.strip_prefix("Topic ").map(|t| t.replace(' ', "").to_ascii_uppercase());
+                topic.as_deref() == Some(event) || l.strip_prefix(event).is_some_and(|rest| rest.starts_with(' '))
+            };
+            let example = lines.iter().position(|l| names(l)).and_then(|named| {
+                let first = (named + 1..lines.len()).find(|&i| lines[i].trim_start().starts_with(['{', '[']))?;
+                let block: Vec<&str> = lines[first..].iter().take_while(|l| !l.trim().is_empty()).copied().collect();
+                Some(parse_example(&block))
+            });
+            (vendor.to_string(), event.to_string(), example)
+        })
+        .collect()
+}
+
 const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
 
 /// A request the docs name on a line: (method, path as written, lines it spans).
@@ -451,5 +481,20 @@ mod tests {
         assert_eq!(lead["sales_lead"]["customer"]["city"], "Deventer");
         let announcement = all.iter().find(|(e, _)| e.method == "POST" && e.path == "/api/announcement").unwrap();
         assert!(announcement.1.is_none(), "only a request body: {:?}", announcement.1);
+    }
+
+    #[test]
+    fn every_webhook_event_has_its_example() {
+        let all = webhook_examples();
+        assert_eq!(all.len(), 12);
+        for (vendor, event, example) in &all {
+            assert!(example.as_ref().is_some_and(Value::is_object), "{vendor} {event}: {example:?}");
+        }
+        let example = |event: &str| all.iter().find(|(_, e, _)| e == event).unwrap().2.clone().unwrap();
+        assert_eq!(example("ORDERSTATUS")["orderReference"], "WT-2508-4");
+        // The receipt's trailing comma is read around.
+        assert_eq!(example("RECEIPT")["lines"][0]["stockStatusDescription"], "Vrij");
+        assert_eq!(example("warehouse_stock_item.released_for_shipment")["payload"]["warehouse_location"]["rack_name"], "R");
+        assert_eq!(example("warehouse_outbound_order.created_or_updated")["payload"]["order_items"][0]["barcode"], "8713568215084");
     }
 }

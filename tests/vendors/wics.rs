@@ -466,7 +466,7 @@ async fn the_same_stock_level_twice_with_a_change_between_is_three_events() {
 }
 
 /// The simulator sends every topic with exactly the fields, and the JSON
-/// types, of the docs' example (tests/vendors/fixtures/wics/).
+/// types, of the docs' example (read from tests/vendors/vendor-docs/).
 #[tokio::test]
 async fn every_webhook_has_the_documented_shape() {
     let (sim, host) = start(Options::default()).await;
@@ -485,11 +485,12 @@ async fn every_webhook_has_the_documented_shape() {
         got.iter().map(|(path, _, _)| path.rsplit('/').next().unwrap().to_string()).collect::<BTreeSet<_>>().len() == 9
     })
     .await;
+    let examples = spoke_tests::vendor_docs::webhook_examples();
     let mut problems = Vec::new();
     for (path, _, body) in rx.got.lock().unwrap().iter() {
         let topic = path.rsplit('/').next().unwrap();
-        let fixture = spoke_tests::workspace().join(format!("tests/vendors/fixtures/wics/{topic}.json"));
-        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+        let doc = examples.iter().find(|(v, e, _)| v == "wics" && e.eq_ignore_ascii_case(topic)).and_then(|(_, _, x)| x.clone());
+        let doc = doc.unwrap_or_else(|| panic!("no documented example for {topic}"));
         let got: Value = serde_json::from_slice(body).unwrap();
         problems.extend(spoke_tests::shape_differences(&doc, &got).into_iter().map(|d| format!("{topic}: {d}")));
     }
