@@ -52,9 +52,9 @@ impl Recorder {
     /// headers; the answer must be 2xx. Recorded for `documented`, the
     /// endpoint's path as the docs write it.
     pub async fn send_with(&mut self, method: &str, documented: &str, url_path: &str, body: &Value, extra: &[(&str, &str)]) -> Value {
-        let mut request = self.client.request(method.parse().unwrap(), format!("{}{url_path}", self.base));
-        for (name, value) in self.headers.iter().map(|(n, v)| (*n, v.as_str())).chain(extra.iter().copied()) {
-            request = request.header(name, value);
+        let mut request = self.request(method, url_path);
+        for (name, value) in extra {
+            request = request.header(*name, *value);
         }
         if !body.is_null() {
             request = request.header("content-type", "application/json").body(body.to_string());
@@ -68,12 +68,14 @@ impl Recorder {
 
     /// Like [`Recorder::send`] with a form body.
     pub async fn send_form(&mut self, method: &str, documented: &str, url_path: &str, form: &str) -> Value {
-        let mut request = self.client.request(method.parse().unwrap(), format!("{}{url_path}", self.base));
-        for (name, value) in &self.headers {
-            request = request.header(*name, value);
-        }
-        let request = request.header("content-type", "application/x-www-form-urlencoded").body(form.to_string());
+        let request = self.request(method, url_path).header("content-type", "application/x-www-form-urlencoded").body(form.to_string());
         self.finish(method, documented, url_path, request).await
+    }
+
+    /// `method url_path` with the simulator's credentials.
+    fn request(&self, method: &str, url_path: &str) -> reqwest::RequestBuilder {
+        let request = self.client.request(method.parse().unwrap(), format!("{}{url_path}", self.base));
+        self.headers.iter().fold(request, |request, (name, value)| request.header(*name, value))
     }
 
     async fn finish(&mut self, method: &str, documented: &str, url_path: &str, request: reqwest::RequestBuilder) -> Value {
