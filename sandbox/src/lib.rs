@@ -13,6 +13,7 @@ pub mod faults;
 pub mod limits;
 pub mod sandbox;
 pub mod serve;
+pub mod shape;
 
 pub mod cyclesoftware;
 pub mod lagerkoll;

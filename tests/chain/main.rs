@@ -6,6 +6,8 @@
 //! - 100 leads through an in-process host;
 //! - 30 leads through the real `spoke` binary, SIGKILLed at random moments
 //!   and restarted on the same store, ending in the same state.
+//! - one lead whose WICS order was made but whose answer was lost: it is
+//!   found, not made again.
 //!
 //! The end state is read from the simulators (what the vendors hold) and from
 //! the script's state (what the demo narrates).
@@ -406,6 +408,88 @@ async fn a_hundred_leads_run_the_whole_chain() {
         h.host.store().runs(&spoke::store::RunFilter { script: Some(SCRIPT.into()), limit: 10_000, ..Default::default() }).unwrap().into_iter().any(|r| r.function == "shipped" && r.error.as_deref().is_some_and(|e| e.contains("9313") && e.contains("matches no lead")))
     };
     assert!(eventually(10, unmatched).await, "the unmatched shipment did not fail its run");
+}
+
+/// A proxy in front of a simulator: it forwards every request, but loses the
+/// answer to the first `POST /api/order` (WICS makes the order, the caller
+/// gets a 503), as a dropped connection or a host crash at that moment would.
+struct LossyProxy {
+    url: String,
+    lost: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl LossyProxy {
+    async fn start(target: String) -> LossyProxy {
+        use axum::body::Bytes;
+        use axum::extract::State;
+        use axum::http::{HeaderMap, Method, StatusCode, Uri};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        type Shared = (String, Arc<AtomicUsize>, reqwest::Client);
+        async fn forward(State((target, lost, client)): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, HeaderMap, Bytes) {
+            let mut request = client.request(reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(), format!("{target}{uri}")).body(body);
+            for name in ["authorization", "content-type", "accept"] {
+                if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
+                    request = request.header(name, value);
+                }
+            }
+            let answer = request.send().await.expect("the simulator answers");
+            let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+            let mut out = HeaderMap::new();
+            if let Some(ct) = answer.headers().get("content-type").and_then(|v| v.to_str().ok()) {
+                out.insert("content-type", ct.parse().unwrap());
+            }
+            let bytes = answer.bytes().await.unwrap();
+            if method == Method::POST && uri.path() == "/api/order" && status.is_success() && lost.fetch_add(1, Ordering::SeqCst) == 0 {
+                return (StatusCode::SERVICE_UNAVAILABLE, HeaderMap::new(), Bytes::new());
+            }
+            (status, out, bytes)
+        }
+        spoke::install_tls();
+        let lost = Arc::new(AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().fallback(forward).with_state((target, lost.clone(), reqwest::Client::new()));
+        let _task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        LossyProxy { url, lost, _task }
+    }
+}
+
+/// WICS made the order but its answer was lost: the next round looks before
+/// it creates, finds the order by its reference and the lead as its
+/// `additionalReference` (which Get Order documents; the order list shows
+/// neither that nor metafields), and makes no second order.
+#[tokio::test]
+async fn a_lost_wics_answer_makes_no_second_order() {
+    let (sandbox, connectors) = prepare().await;
+    let proxy = LossyProxy::start(sandbox.wics.url()).await;
+    let connectors = connectors.replace(&sandbox.wics.url(), &proxy.url);
+    let leads = plan(1, &sandbox);
+    assert_eq!(leads[0].fate, Fate::Accept);
+    let cs_leads_before = sandbox.cyclesoftware.state.lock().data.leads.len();
+    let (_dir, scripts) = script_dir();
+    let h = TestHost::start(&format!("scripts_dir = {:?}\n{connectors}", scripts.display().to_string())).await.unwrap();
+    let (served, loaded, _watcher) = h.serve_with_scripts().await;
+    assert!(loaded.current(SCRIPT).is_some(), "the script did not load: {:?}", loaded.error(SCRIPT));
+    let client = client();
+    setup(&client, &served.admin_url, &served.url).await.unwrap();
+    let uuids = vec![post_form(&client, &served.admin_url, &leads[0].form).await.unwrap()];
+    decide(&sandbox, &leads[0], &uuids[0], false);
+
+    let state = |key: &str| h.host.store().state_get(SCRIPT, key).unwrap().map(|t| serde_json::from_str::<Value>(&t).unwrap());
+    let ours: HashSet<String> = uuids.iter().cloned().collect();
+    let mut shipped = HashSet::new();
+    let done = eventually(30, || {
+        ship_ready(&sandbox, &ours, &mut shipped);
+        all_final(&leads, &uuids, &state)
+    })
+    .await;
+    assert!(proxy.lost.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the first create's answer was not lost");
+    assert!(done, "the chain did not finish: {}", describe_progress(&uuids, &state));
+    check_end_state(&sandbox, &leads, &uuids, cs_leads_before, 0, &state);
 }
 
 // ---------------------------------------------------------------------------

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 pub use spoke;
 
+pub mod vendor_docs;
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -235,14 +237,32 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// How an answer `got` compares in shape with a vendor docs' example `doc`.
+#[derive(Debug, Default)]
+pub struct ShapeReport {
+    /// Where the shapes differ; empty when they agree.
+    pub differences: Vec<String>,
+    /// Lists the example shows with elements but the answer left empty
+    /// wherever they occur (`$.lists[].parts[]`): their elements went
+    /// unchecked (not a difference, a gap in what was compared).
+    pub unchecked: Vec<String>,
+}
+
 /// Where `got` differs in shape from a vendor docs' example `doc`: each
 /// object has exactly the example's fields, and each value the example's
-/// JSON type. A null in the example says nothing about the type, and a null
-/// where the example has a value is allowed (it is harder on Spoke, not
-/// easier); `metaFields` may be the example's string or an object (the docs
-/// describe them as JSON the caller sent). Lists compare every element with
-/// the example's first. Empty when the shapes agree.
+/// JSON type. Every field the example shows is expected, optional or not: a
+/// vendor that documents a field in its example sends it, if only as null.
+/// So a null in the example says nothing about the type, and a null where
+/// the example has a value is allowed (it is harder on Spoke, not easier);
+/// `metaFields` may be the example's string or an object (the docs describe
+/// them as JSON the caller sent). Lists compare every element with the
+/// example's first. Empty when the shapes agree.
 pub fn shape_differences(doc: &serde_json::Value, got: &serde_json::Value) -> Vec<String> {
+    shape_report(doc, got).differences
+}
+
+/// [`shape_differences`], plus the documented lists left unchecked.
+pub fn shape_report(doc: &serde_json::Value, got: &serde_json::Value) -> ShapeReport {
     fn kind(v: &serde_json::Value) -> &'static str {
         match v {
             serde_json::Value::Null => "null",
@@ -253,7 +273,14 @@ pub fn shape_differences(doc: &serde_json::Value, got: &serde_json::Value) -> Ve
             serde_json::Value::Object(_) => "object",
         }
     }
-    fn walk(path: &str, doc: &serde_json::Value, got: &serde_json::Value, out: &mut Vec<String>) {
+    /// The documented lists seen with elements and seen empty, by path
+    /// without indices.
+    #[derive(Default)]
+    struct Lists {
+        filled: std::collections::BTreeSet<String>,
+        empty: std::collections::BTreeSet<String>,
+    }
+    fn walk(path: &str, doc: &serde_json::Value, got: &serde_json::Value, out: &mut ShapeReport, lists: &mut Lists) {
         use serde_json::Value;
         if doc.is_null() || got.is_null() {
             return;
@@ -264,30 +291,34 @@ pub fn shape_differences(doc: &serde_json::Value, got: &serde_json::Value) -> Ve
         match (doc, got) {
             (Value::Object(d), Value::Object(g)) => {
                 for key in d.keys().filter(|k| !g.contains_key(*k)) {
-                    out.push(format!("{path}.{key}: documented, not sent"));
+                    out.differences.push(format!("{path}.{key}: documented, not sent"));
                 }
                 for key in g.keys().filter(|k| !d.contains_key(*k)) {
-                    out.push(format!("{path}.{key}: sent, not documented"));
+                    out.differences.push(format!("{path}.{key}: sent, not documented"));
                 }
                 for (key, d) in d {
                     if let Some(g) = g.get(key) {
-                        walk(&format!("{path}.{key}"), d, g, out);
+                        walk(&format!("{path}.{key}"), d, g, out, lists);
                     }
                 }
             }
             (Value::Array(d), Value::Array(g)) => {
                 if let Some(first) = d.first() {
+                    let unindexed: String = path.split('[').map(|part| part.split_once(']').map_or(part, |(_, rest)| rest)).collect::<Vec<_>>().join("[]");
+                    let seen = if g.is_empty() { &mut lists.empty } else { &mut lists.filled };
+                    seen.insert(format!("{unindexed}[]"));
                     for (i, g) in g.iter().enumerate() {
-                        walk(&format!("{path}[{i}]"), first, g, out);
+                        walk(&format!("{path}[{i}]"), first, g, out, lists);
                     }
                 }
             }
-            (d, g) if kind(d) != kind(g) => out.push(format!("{path}: documented as {} ({d}), sent as {} ({g})", kind(d), kind(g))),
+            (d, g) if kind(d) != kind(g) => out.differences.push(format!("{path}: documented as {} ({d}), sent as {} ({g})", kind(d), kind(g))),
             _ => {}
         }
     }
-    let mut out = Vec::new();
-    walk("$", doc, got, &mut out);
+    let (mut out, mut lists) = (ShapeReport::default(), Lists::default());
+    walk("$", doc, got, &mut out, &mut lists);
+    out.unchecked = lists.empty.difference(&lists.filled).cloned().collect();
     out
 }
 
@@ -305,5 +336,13 @@ mod tests {
         assert!(diff.iter().any(|d| d.starts_with("$.a: documented as number")), "{diff:?}");
         assert!(diff.iter().any(|d| d == "$.more: sent, not documented"), "{diff:?}");
         assert!(diff.iter().any(|d| d == "$.lines[0].extra: sent, not documented"), "{diff:?}");
+    }
+
+    #[test]
+    fn lists_left_empty_everywhere_are_unchecked() {
+        let doc = json!({"lists": [{"parts": [{"n": 1}], "units": [{"u": ""}]}]});
+        let report = super::shape_report(&doc, &json!({"lists": [{"parts": [], "units": []}, {"parts": [], "units": [{"u": "st"}]}]}));
+        assert!(report.differences.is_empty(), "{report:?}");
+        assert_eq!(report.unchecked, ["$.lists[].parts[]"]);
     }
 }

@@ -541,21 +541,17 @@ async fn wait_for(got: &std::sync::Arc<std::sync::Mutex<Vec<Webhook>>>, n: usize
 }
 
 /// Every webhook the simulator sends has exactly the fields, and the JSON
-/// types, of the docs' example (tests/vendors/fixtures/cyclesoftware/).
+/// types, of the docs' example (read from tests/vendors/vendor-docs/).
 #[tokio::test]
 async fn every_webhook_has_the_documented_shape() {
     let (sim, _host) = start(Options::default(), "").await;
     sim.create_outbound_order(OutboundOrder { order_items: vec![OutboundItem { barcode: "8713568215084".into(), ..Default::default() }], ..Default::default() });
     let item = sim.create_stock_item(StockItem { is_shipped: true, ..Default::default() });
     sim.release_stock_item(item.stock_item_id).unwrap();
-    let fixture = |event: &str| -> Value {
-        let file = match event {
-            "warehouse_outbound_order.created_or_updated" => "outbound_order_created_or_updated.json",
-            "warehouse_stock_item.updated" => "stock_item_updated.json",
-            "warehouse_stock_item.released_for_shipment" => "stock_item_released_for_shipment.json",
-            other => panic!("an undocumented event {other}"),
-        };
-        serde_json::from_str(&std::fs::read_to_string(spoke_tests::workspace().join("tests/vendors/fixtures/cyclesoftware").join(file)).unwrap()).unwrap()
+    let examples = spoke_tests::vendor_docs::webhook_examples();
+    let documented = |event: &str| -> Value {
+        let example = examples.iter().find(|(v, e, _)| v == "cyclesoftware" && e == event).and_then(|(_, _, x)| x.clone());
+        example.unwrap_or_else(|| panic!("an undocumented event {event}"))
     };
     let deliveries = sim.deliveries();
     let events: std::collections::BTreeSet<String> = deliveries.iter().map(|d| d.event_name.clone()).collect();
@@ -563,7 +559,7 @@ async fn every_webhook_has_the_documented_shape() {
     let mut problems = Vec::new();
     for d in &deliveries {
         let got: Value = serde_json::from_str(&d.body).unwrap();
-        problems.extend(spoke_tests::shape_differences(&fixture(&d.event_name), &got).into_iter().map(|p| format!("{}: {p}", d.event_name)));
+        problems.extend(spoke_tests::shape_differences(&documented(&d.event_name), &got).into_iter().map(|p| format!("{}: {p}", d.event_name)));
     }
     problems.sort();
     problems.dedup();

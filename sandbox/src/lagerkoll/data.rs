@@ -1,7 +1,9 @@
 //! The simulator's in-memory state: reference data (customers, articles,
 //! suppliers, users), orders, offers, picking lists, purchase orders, and how
 //! they are rendered as the documented classes.
+use super::classes;
 use super::{err, err_field, ApiError, ApiResult, Options, Req};
+use crate::shape::conform;
 use crate::{Clock, RollingWindow};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -435,7 +437,7 @@ impl State {
         doc.insert("orderValue".into(), json!(self.order_value(order)));
         let status = if in_stock.iter().all(|s| *s) { 1 } else if in_stock.iter().any(|s| *s) { 2 } else { 3 };
         doc.insert("deliveryStatus".into(), json!(status));
-        Value::Object(doc)
+        conform(classes::CUSTOMER_ORDER, &Value::Object(doc))
     }
 
     pub fn render_article(&self, a: &Article) -> Value {
@@ -443,7 +445,7 @@ impl State {
             "amount": b.amount, "reserved": 0.0, "barcode": b.barcode, "bestBefore": b.best_before});
         let batches: Vec<Value> = a.batches.iter().filter(|b| b.batch_id.is_some()).map(batch).collect();
         let serials: Vec<Value> = a.batches.iter().filter(|b| b.serial_nr.is_some()).map(batch).collect();
-        json!({
+        let article = json!({
             "articleId": a.id, "name": a.name, "active": true, "bundled": false, "description": a.name, "category": "övrigt",
             "amount": a.stock, "reserved": 0.0, "barcode": a.barcode, "barcodeType": "EAN", "price": a.price,
             "supplier": a.supplier_id, "supplierName": a.supplier_id.and_then(|s| self.suppliers.get(&s)),
@@ -452,20 +454,29 @@ impl State {
             "weight": a.weight, "stockPlace": a.stock_place,
             "batches": {"totalBatches": batches.len(), "batches": batches, "totalSerialNumbers": serials.len(), "serialNumbers": serials},
             "availableAmount": a.stock,
-        })
+        });
+        conform(classes::ARTICLE, &article)
+    }
+
+    /// An article's units besides its base unit, as the documented ArticleUnit.
+    fn article_units(&self, a: &Article) -> Vec<Value> {
+        a.units
+            .iter()
+            .map(|(id, name, convert, barcode)| json!({"unit": {"id": id, "name": name}, "articleId": a.id, "storegroupId": 1, "convert": convert, "barcode": barcode}))
+            .collect()
     }
 
     pub fn render_pick_product(&self, p: &PickProduct) -> Value {
         let a = self.articles.get(p.article_id.as_str());
-        json!({
+        let product = json!({
             "customerOrderProductId": p.row_id, "articleId": p.article_id, "name": a.map(|a| a.name),
             "barcode": a.map(|a| a.barcode), "orderedAmount": p.ordered, "pickedAmount": p.picked,
             "stockAmount": a.map(|a| a.stock), "stockPlace": a.map(|a| a.stock_place),
             "unit": {"id": 1, "name": "st", "externalId": "st"}, "bundled": false, "parts": [], "batches": p.batches,
-            "units": a.map(|a| a.units.iter().map(|(id, name, convert, barcode)| json!({"unit": {"id": id, "name": name},
-                "articleId": a.id, "storegroupId": 1, "convert": convert, "barcode": barcode})).collect::<Vec<_>>()).unwrap_or_default(),
+            "units": a.map(|a| self.article_units(a)).unwrap_or_default(),
             "orderedAmountWithUnits": format!("{} st", p.ordered),
-        })
+        });
+        conform(classes::PICKING_LIST_PRODUCT, &product)
     }
 
     pub fn render_list(&self, l: &PickList, sort: &str, descending: bool) -> Value {
@@ -484,7 +495,7 @@ impl State {
         if descending {
             products.reverse();
         }
-        json!({
+        let list = json!({
             "id": l.id, "orderId": l.order_id, "storeId": self.opts.store.parse::<i64>().unwrap_or(0),
             "title": format!("Order {}", l.order_id), "state": l.state,
             "warehouseWorkerId": l.worker_id, "warehouseWorkerName": l.worker_name,
@@ -492,7 +503,8 @@ impl State {
             "deliveryDate": order.and_then(|o| o.doc.get("deliveryDate")).cloned(),
             "customerName": customer.map(|c| c.name), "orderComment": order.and_then(|o| o.doc.get("comments")).cloned(),
             "products": products.iter().map(|p| self.render_pick_product(p)).collect::<Vec<_>>(),
-        })
+        });
+        conform(classes::PICKING_LIST, &list)
     }
 
     pub fn render_offer(&self, o: &Offer) -> Value {
@@ -524,7 +536,7 @@ impl State {
             })
             .collect();
         doc.insert("rows".into(), Value::Array(rows));
-        Value::Object(doc)
+        conform(classes::OFFER, &Value::Object(doc))
     }
 
     pub fn render_po(&self, po: &PurchaseOrder) -> Value {
@@ -535,17 +547,18 @@ impl State {
                 let a = self.articles.get(id.as_str());
                 json!({"articleId": id, "articleName": a.map(|a| a.name), "orderedAmount": amount, "deliveredAmount": 0.0,
                     "availableAmount": a.map(|a| a.stock), "purchasePrice": a.map(|a| a.buy_price), "unit": "st",
-                    "type": "Stock", "stock": true, "batches": [], "units": []})
+                    "type": "Stock", "stock": true, "batches": [], "units": a.map(|a| self.article_units(a)).unwrap_or_default()})
             })
             .collect();
         let value: f64 = po.articles.iter().map(|(id, n)| n * self.articles.get(id.as_str()).map(|a| a.buy_price).unwrap_or(0.0)).sum();
-        json!({
+        let po = json!({
             "id": po.id, "storeId": self.opts.store.parse::<i64>().unwrap_or(0), "poReference": format!("PO-{}", po.id),
             "supplierId": po.supplier_id, "supplierName": self.suppliers.get(&po.supplier_id), "state": po.state,
             "customerOrderId": po.customer_order_id, "deliveryDate": po.created_ms + 7 * 86_400_000,
             "productCount": po.articles.len(), "orderValue": value, "orderValueCurrency": "SEK", "orderValueStore": value,
             "isPickNPack": false, "articles": articles,
-        })
+        });
+        conform(classes::PURCHASE_ORDER, &po)
     }
 
     /// Purchase orders, one per supplier, for what `rows` need.

@@ -7,6 +7,7 @@
 //! and `Retry-After` beyond it), and real PDF bytes from the print endpoints.
 //! The control API under `/_control/` moves the clock, reads the counters,
 //! scales the limit, seeds and resets.
+mod classes;
 mod data;
 mod offers;
 mod orders;

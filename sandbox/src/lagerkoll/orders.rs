@@ -79,7 +79,12 @@ pub fn route(state: &mut State, req: &Req, m: &Method, segs: &[&str]) -> ApiResu
                 .filter_map(|r| r.get("articleId").and_then(Value::as_str).and_then(|a| state.articles.get(a)))
                 .map(|a| state.render_article(a))
                 .collect();
-            Reply::Json(Value::Array(products))
+            // The docs call it a list but show one Article: one product is
+            // answered as the example shows it, several as a list of them.
+            match <[Value; 1]>::try_from(products) {
+                Ok([one]) => Reply::Json(one),
+                Err(products) => Reply::Json(Value::Array(products)),
+            }
         }
         (&Method::GET, [id, "purchase_orders"]) => {
             let id = path_id(id, 900701, "customer order")?;
@@ -224,7 +229,9 @@ fn has_batch(row: &Map<String, Value>, key: &str, wanted: &str) -> bool {
 }
 
 pub fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
-    match (a.as_f64(), b.as_f64()) {
+    // Documented numbers may be strings ("state": "20"); they sort as numbers.
+    let number = |v: &Value| v.as_f64().or_else(|| v.as_str()?.parse().ok());
+    match (number(a), number(b)) {
         (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
         _ => a.as_str().unwrap_or("").cmp(b.as_str().unwrap_or("")),
     }
@@ -241,7 +248,7 @@ fn cost(state: &State, id: i64) -> ApiResult<Reply> {
             Some(json!({"articleId": a.id, "deliveredAmount": delivered, "totalCost": delivered * a.buy_price}))
         })
         .collect();
-    Ok(Reply::Json(json!({"orderId": id, "productCosts": costs})))
+    Ok(Reply::Json(crate::shape::conform(super::classes::CUSTOMER_ORDER_COST, &json!({"orderId": id, "productCosts": costs}))))
 }
 
 /// Check and copy the writable order fields of `body` into `doc`.

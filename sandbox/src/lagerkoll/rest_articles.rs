@@ -1,4 +1,5 @@
 //! Rest articles: what open customer orders still wait for, per supplier or purchase order.
+use super::classes::REST_ORDER_ARTICLE;
 use super::data::*;
 use super::orders::compare;
 use super::{err, path_id, ApiResult, Reply, Req};
@@ -72,5 +73,6 @@ fn rest_article(state: &State, article: &str) -> Option<Value> {
             "reserved": missing.min(a.stock),
         }));
     }
-    (!orders.is_empty()).then(|| json!({"id": a.id, "name": a.name, "date": oldest, "deliver": deliver, "available": a.stock, "customerOrders": orders}))
+    let rest = json!({"id": a.id, "name": a.name, "date": oldest, "deliver": deliver, "available": a.stock, "customerOrders": orders});
+    (!orders.is_empty()).then(|| crate::shape::conform(REST_ORDER_ARTICLE, &rest))
 }

@@ -1,7 +1,9 @@
 //! The 32 documented endpoints. One entry point authenticates, rate limits
 //! and counts; `route` dispatches on method and path segments to handlers
 //! over the locked state.
+use super::documented;
 use super::store::{self, State, Subscription, ANNOUNCEMENT_CREATED, ORDER_CREATED, ORDER_SHIPPED, WAREHOUSE};
+use crate::shape::conform;
 use super::{Shared, TOPICS};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxumState};
@@ -95,9 +97,12 @@ fn route(state: &mut State, ctx: &Ctx, method: &Method, path: &[&str], query: &[
             Value::Null,
         )),
 
-        ("GET", ["announcement"]) => list(state.announcements.iter().map(store::header).collect(), query, "announcements"),
+        ("GET", ["announcement"]) => list(state.announcements.clone(), query, "announcements", documented::ANNOUNCEMENT_HEADER),
         ("POST", ["announcement"]) => create_announcement(state, &body),
-        ("GET", ["announcement", id]) => Ok(Reply::ok(format!("Announcement {id}"), state.announcements[find(&state.announcements, id, "Announcement")?].clone())),
+        ("GET", ["announcement", id]) => {
+            let announcement = &state.announcements[find(&state.announcements, id, "Announcement")?];
+            Ok(Reply::ok(format!("Announcement {id}"), conform(documented::ANNOUNCEMENT, announcement)))
+        }
         ("PUT", ["announcement", id]) => update_announcement(state, id, &body),
         ("DELETE", ["announcement", id]) => {
             let i = find(&state.announcements, id, "Announcement")?;
@@ -108,16 +113,16 @@ fn route(state: &mut State, ctx: &Ctx, method: &Method, path: &[&str], query: &[
             Ok(Reply::ok(format!("{id} deleted succesfully"), Value::Null))
         }
 
-        ("GET", ["receipt"]) => list(state.receipts.iter().map(store::header).collect(), query, "receipts"),
-        ("GET", ["receipt", id]) => Ok(Reply::ok(format!("Receipt {id}"), strip_serials(&state.receipts[find(&state.receipts, id, "Receipt")?], "lines"))),
+        ("GET", ["receipt"]) => list(state.receipts.clone(), query, "receipts", documented::RECEIPT_HEADER),
+        ("GET", ["receipt", id]) => Ok(Reply::ok(format!("Receipt {id}"), conform(documented::RECEIPT, &state.receipts[find(&state.receipts, id, "Receipt")?]))),
         ("GET", ["receipt", id, "serialnumber"]) => {
             let receipt = &state.receipts[find(&state.receipts, id, "Receipt")?];
             serial_groups(receipt, "lines", "lineNumber")
         }
 
-        ("GET", ["order"]) => list(state.orders.iter().map(store::header).collect(), query, "orders"),
+        ("GET", ["order"]) => list(state.orders.clone(), query, "orders", documented::ORDER_HEADER),
         ("POST", ["order"]) => create_order(state, &body),
-        ("GET", ["order", id]) => Ok(Reply::ok(format!("Order {id}"), state.orders[find(&state.orders, id, "Order")?].clone())),
+        ("GET", ["order", id]) => Ok(Reply::ok(format!("Order {id}"), conform(documented::ORDER, &state.orders[find(&state.orders, id, "Order")?]))),
         ("PUT", ["order", id]) => update_order(state, id, &body),
         ("DELETE", ["order", id]) => {
             let i = open_order(state, id)?;
@@ -141,7 +146,7 @@ fn route(state: &mut State, ctx: &Ctx, method: &Method, path: &[&str], query: &[
         }
         ("GET", ["order", id, "shipment"]) => {
             let reference = state.orders[find(&state.orders, id, "Order")?]["reference"].clone();
-            let shipments: Vec<Value> = state.shipments.iter().filter(|s| s["orderReference"] == reference).map(|s| strip_serials(s, "shippingLines")).collect();
+            let shipments: Vec<Value> = state.shipments.iter().filter(|s| s["orderReference"] == reference).map(|s| conform(documented::SHIPMENT, s)).collect();
             Ok(Reply::ok(format!("List of {} shipments", shipments.len()), Value::Array(shipments)))
         }
         ("POST", ["order", id, "paid"]) => {
@@ -150,7 +155,7 @@ fn route(state: &mut State, ctx: &Ctx, method: &Method, path: &[&str], query: &[
             Ok(Reply::ok(format!("Succesfully set order to paid {id}"), Value::Null))
         }
 
-        ("GET", ["item"]) => list(state.items.clone(), query, "items"),
+        ("GET", ["item"]) => list(state.items.clone(), query, "items", documented::ITEM),
         ("POST", ["item"]) => {
             let item = check_item(state, &body, "")?;
             let code = item["code"].as_str().unwrap_or_default().to_string();
@@ -201,9 +206,9 @@ fn route(state: &mut State, ctx: &Ctx, method: &Method, path: &[&str], query: &[
             codes.sort();
             codes.dedup();
             let records = codes.iter().map(|c| state.stock_record(c)).collect();
-            list(records, query, "items")
+            list(records, query, "items", "null")
         }
-        ("GET", ["stock", "detail"]) => list(state.stock.iter().map(|l| state.stock_detail(l)).collect(), query, "stock details"),
+        ("GET", ["stock", "detail"]) => list(state.stock.iter().map(|l| state.stock_detail(l)).collect(), query, "stock details", "null"),
         ("GET", ["stock", code]) => {
             if state.item(code).is_none() && !state.stock.iter().any(|l| l.item_code == *code) {
                 return Err(Reply::error(404, format!("No stock found for item {code}")));
@@ -269,10 +274,11 @@ fn route(state: &mut State, ctx: &Ctx, method: &Method, path: &[&str], query: &[
     }
 }
 
-/// One page of `records` matching the query's filters.
-fn list(records: Vec<Value>, query: &[(String, String)], what: &str) -> Result<Reply> {
+/// One page of `records` matching the query's filters, each in the
+/// documented `shape` (filters see the whole record).
+fn list(records: Vec<Value>, query: &[(String, String)], what: &str, shape: &str) -> Result<Reply> {
     let matching = store::filter(records, query).map_err(|e| Reply::error(400, e))?;
-    let page = store::page(matching, query).map_err(|e| Reply::error(400, e))?;
+    let page: Vec<Value> = store::page(matching, query).map_err(|e| Reply::error(400, e))?.iter().map(|r| conform(shape, r)).collect();
     Ok(Reply::ok(format!("List of {} {what}", page.len()), Value::Array(page)))
 }
 
@@ -367,9 +373,8 @@ fn check_announcement(body: &Value, creating: bool) -> Result<()> {
 
 fn create_announcement(state: &mut State, body: &Value) -> Result<Reply> {
     check_announcement(body, true)?;
-    if state.announcements.iter().any(|a| a["reference"] == body["reference"]) {
-        return Err(Reply::error(409, format!("Announcement with reference {} already exists", body["reference"])));
-    }
+    // Like an order's, an announcement's reference is not documented as
+    // unique: a second one with the same reference is just made.
     let number = state.next_number().to_string();
     let mut record = body.clone();
     record["number"] = json!(number);

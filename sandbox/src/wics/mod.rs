@@ -13,6 +13,7 @@
 //! `POST /_control/reset`, `GET /_control/stats`, `GET /_control/deliveries`.
 mod actions;
 mod api;
+mod documented;
 mod control;
 pub mod delivery;
 pub mod ratelimit;

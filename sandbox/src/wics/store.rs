@@ -1,6 +1,6 @@
 //! The simulator's in-memory warehouse. Records are kept as the JSON WICS
 //! shows, so metafields and fields the docs do not list pass through.
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// The customer number every record of the simulated account carries.
 pub const CUSTOMER_NUMBER: i64 = 14;
@@ -289,12 +289,6 @@ pub fn page(records: Vec<Value>, query: &[(String, String)]) -> Result<Vec<Value
     Ok(records.into_iter().skip((page - 1).saturating_mul(size)).take(size).collect())
 }
 
-/// A record without its lines, as list answers show it.
-pub fn header(record: &Value) -> Value {
-    let mut map: Map<String, Value> = record.as_object().cloned().unwrap_or_default();
-    map.remove("lines");
-    Value::Object(map)
-}
 
 #[cfg(test)]
 mod tests {
