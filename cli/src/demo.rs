@@ -27,6 +27,22 @@ fn leads() -> Vec<(Value, &'static str)> {
     ]
 }
 
+/// The demo plays a dealer who answers in a second: the chain asks often.
+/// (A deployment keeps the defaults, which share CycleSoftware's daily budget.)
+const FLOWS: &str = "[flows]\npoll_every_secs = 0.3\npoll_max_every_secs = 1.0\n";
+
+/// The lead a form's flow made (`form:<key>` in the chain's state), once it has.
+async fn lead_of_form(host: &Host, key: &str) -> anyhow::Result<Option<String>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(uuid) = host.store().state_get("sales_chain", &format!("form:{key}"))?.and_then(|t| serde_json::from_str::<Value>(&t).ok()).and_then(|v| v.as_str().map(str::to_string)) {
+            return Ok(Some(uuid));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(None)
+}
+
 /// What the chain script records about a lead (`lead:<uuid>` in its state).
 fn lead_state(host: &Host, uuid: &str) -> anyhow::Result<Value> {
     Ok(host.store().state_get("sales_chain", &format!("lead:{uuid}"))?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
@@ -77,7 +93,7 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
     let admin_url = format!("http://{}", admin_listener.local_addr()?);
     let token = demo_token();
     let text = format!(
-        "plugins_dir = {:?}\nscripts_dir = {:?}\nstore = {:?}\ncache_dir = {:?}\n\n[admin]\nlisten = {:?}\ntoken = \"value:{token}\"\n\n{}",
+        "plugins_dir = {:?}\nscripts_dir = {:?}\nstore = {:?}\ncache_dir = {:?}\n\n[admin]\nlisten = {:?}\ntoken = \"value:{token}\"\n\n{FLOWS}\n{}",
         plugins_dir.display().to_string(),
         scripts_dir.display().to_string(),
         work_dir.join("spoke.db").display().to_string(),
@@ -112,8 +128,12 @@ pub async fn run(plugins_dir: &Path, scripts_dir: &Path, work_dir: &Path, timeou
         let who = form["name"].as_str().unwrap_or("").to_string();
         let resp = http.post(script("new_lead")).json(&form).send().await?;
         let body: Value = resp.json().await.unwrap_or_default();
-        let Some(uuid) = body["result"]["uuid"].as_str().map(str::to_string) else {
+        let Some(key) = body["result"]["key"].as_str().map(str::to_string) else {
             say(start, format!("lead from {who} was not accepted by the script: {body}"));
+            continue;
+        };
+        let Some(uuid) = lead_of_form(&host, &key).await? else {
+            say(start, format!("lead from {who}: its flow made no CycleSoftware lead (see `spoke flows list`)"));
             continue;
         };
         say(start, format!("lead from {who} ({} × {}) → CycleSoftware lead {}", form["quantity"], form["article"].as_str().unwrap_or(""), &uuid[..8.min(uuid.len())]));
