@@ -93,17 +93,15 @@ impl Binding {
         self.policies.iter().filter(|(p, _)| p.applies_to(operation)).map(|(_, b)| b.clone()).collect()
     }
 
-    /// Requests per second `operation` can make for ever: the tightest
-    /// window of every bucket it draws from (a daily budget, not the
-    /// per-minute burst). `None` when no policy limits it.
-    pub fn sustained_rate(&self, operation: &str) -> Option<f64> {
-        self.policies
-            .iter()
-            .filter(|(p, _)| p.applies_to(operation))
-            .flat_map(|(p, _)| p.windows.iter())
-            .filter(|w| w.seconds > 0)
-            .map(|w| f64::from(w.limit) / f64::from(w.seconds))
-            .min_by(f64::total_cmp)
+    /// What `operation` may spend, from every bucket it draws from: the
+    /// requests per second it can make for ever (the tightest window's rate:
+    /// a daily budget, not the per-minute burst) and the most it may make at
+    /// once (the smallest window's limit). `None` when no policy limits it.
+    pub fn budget(&self, operation: &str) -> Option<(f64, u32)> {
+        let windows: Vec<_> = self.policies.iter().filter(|(p, _)| p.applies_to(operation)).flat_map(|(p, _)| p.windows.iter()).filter(|w| w.seconds > 0).collect();
+        let rate = windows.iter().map(|w| f64::from(w.limit) / f64::from(w.seconds)).min_by(f64::total_cmp)?;
+        let burst = windows.iter().map(|w| w.limit).min()?;
+        Some((rate, burst))
     }
 
     pub fn bucket(&self, name: &str) -> Option<&Arc<Bucket>> {

@@ -19,10 +19,19 @@ fn spoke_cli(bin: &Path, config: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
+/// Start a form's flow; a host that has just started may still be loading
+/// its scripts, so a "no script" answer is asked again.
 async fn begin(client: &reqwest::Client, admin: &str, form: &Value) -> i64 {
-    let resp = client.post(format!("{admin}/scripts/order_flow/begin")).bearer_auth(spoke_tests::ADMIN_TOKEN).json(form).send().await.unwrap();
-    let body: Value = resp.json().await.unwrap();
-    body["result"].as_i64().unwrap_or_else(|| panic!("begin answered {body}"))
+    for _ in 0..200 {
+        let resp = client.post(format!("{admin}/scripts/order_flow/begin")).bearer_auth(spoke_tests::ADMIN_TOKEN).json(form).send().await.unwrap();
+        let body: Value = resp.json().await.unwrap();
+        if let Some(id) = body["result"].as_i64() {
+            return id;
+        }
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("no script named")), "begin answered {body}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the order_flow script never loaded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -82,7 +91,10 @@ async fn killed_right_after_each_vendor_write_no_order_is_made_twice() {
 
     let status = |id: i64| reader.flow(id).unwrap().map(|f| f.status).unwrap_or_default();
     let settled = || forms.iter().all(|(id, w, _)| status(*id) == if *w == 0 { "in_doubt" } else { "done" });
-    assert!(eventually(60, settled).await, "flows did not settle: {:?}", reader.flows(&FlowFilter { limit: 100, ..Default::default() }).unwrap().iter().map(|f| (f.id, f.key.clone(), f.status.clone(), f.last_error.clone())).collect::<Vec<_>>());
+    let describe = || {
+        reader.flows(&FlowFilter { limit: 100, ..Default::default() }).unwrap().iter().map(|f| format!("{} {} {} at {:?} ({:?}); calls {:?}", f.id, f.key, f.status, f.current_step, f.last_error, reader.flow_steps(f.id).unwrap().iter().map(|s| format!("{}:{}", s.name, s.status)).collect::<Vec<_>>())).collect::<Vec<_>>().join("\n")
+    };
+    assert!(eventually(60, settled).await, "flows did not settle:\n{}\nfirings: {:?}", describe(), writes.iter().map(|(_, _, f)| f.firings()).collect::<Vec<_>>());
 
     // CycleSoftware took every lead once; the flows that were killed there
     // wait in doubt, listed for the operator, and made no second lead.

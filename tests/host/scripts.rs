@@ -147,12 +147,23 @@ async fn events_stream_through_fifty_script_and_plugin_reloads() {
     assert!(seen.len() >= 2, "every event saw the same version: {seen:?}");
     let version = scripts.current("ping").unwrap().version;
     assert!(version >= 2, "no reload was loaded");
-    ping(&reqwest::Client::new(), &served.url, total).await;
-    assert!(eventually(10, || state(&h, &format!("tags:{total}")).is_some()).await);
-    assert_eq!(state(&h, &format!("tags:{total}")).unwrap(), json!(["v50", "v50"]));
+    // The watcher swaps plugins in the order they were saved, and a busy
+    // machine may still be catching up: the last save wins once it has.
     use sha2::Digest;
     let last_plugin = hex::encode(sha2::Sha256::digest(variant(&probe, 50)));
-    assert!(eventually(10, || h.host.plugins().iter().any(|p| p.hash == last_plugin)).await, "the last plugin file is not the one serving");
+    assert!(eventually(60, || h.host.plugins().iter().any(|p| p.hash == last_plugin)).await, "the last plugin file is not the one serving");
+    let client = reqwest::Client::new();
+    let mut last = json!(null);
+    for id in total..total + 100 {
+        ping(&client, &served.url, id).await;
+        assert!(eventually(10, || state(&h, &format!("tags:{id}")).is_some()).await);
+        last = state(&h, &format!("tags:{id}")).unwrap();
+        if last == json!(["v50", "v50"]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(last, json!(["v50", "v50"]), "the last save never took over");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

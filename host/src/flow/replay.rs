@@ -27,8 +27,9 @@ pub struct Wake {
     pub store: Arc<dyn Store>,
     pub settings: FlowSettings,
     pub pacer: Arc<PollPacer>,
-    /// Requests per second each (connector, operation) sustains.
-    pub rates: Arc<dyn Fn(&str, &str) -> Option<f64> + Send + Sync>,
+    /// What each (connector, operation) may spend: (requests per second
+    /// sustained, most at once); see `Binding::budget`.
+    pub rates: Arc<dyn Fn(&str, &str) -> Option<(f64, u32)> + Send + Sync>,
     /// (connector, topic) pairs the script routes to its flows.
     pub events: Vec<(String, String)>,
     next_ordinal: u32,
@@ -45,7 +46,7 @@ pub struct Wake {
 }
 
 impl Wake {
-    pub fn new(flow: FlowRecord, store: Arc<dyn Store>, settings: FlowSettings, pacer: Arc<PollPacer>, rates: Arc<dyn Fn(&str, &str) -> Option<f64> + Send + Sync>, events: Vec<(String, String)>) -> Wake {
+    pub fn new(flow: FlowRecord, store: Arc<dyn Store>, settings: FlowSettings, pacer: Arc<PollPacer>, rates: Arc<dyn Fn(&str, &str) -> Option<(f64, u32)> + Send + Sync>, events: Vec<(String, String)>) -> Wake {
         Wake { flow, store, settings, pacer, rates, events, next_ordinal: 0, outcome: None, in_step: 0, step_writes: 0, polled: None, notes: Vec::new() }
     }
 }
@@ -385,9 +386,10 @@ fn pace(w: &Wake, script: &str, name: &str, wanted: i64, _attempt: u64) -> Optio
     let ops = w.pacer.learned(script, name)?;
     let mut at = wanted;
     for (c, o) in ops {
-        let Some(rate) = (w.rates)(&c, &o) else { continue };
+        let Some((rate, burst)) = (w.rates)(&c, &o) else { continue };
         let spacing = (1000.0 / (rate * w.settings.poll_share)).ceil() as i64;
-        at = at.max(w.pacer.reserve(&c, &o, wanted, spacing));
+        let burst = ((f64::from(burst) * w.settings.poll_share).floor() as u32).max(1);
+        at = at.max(w.pacer.reserve(&c, &o, wanted, spacing, burst));
     }
     Some(at)
 }

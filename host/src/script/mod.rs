@@ -407,7 +407,7 @@ impl Scripts {
             return later(format!("script {} version {} declares no flow({:?}); the flow waits until it does", script.name, script.version, flow.function));
         };
         let host = self.host.clone();
-        let rates = Arc::new(move |c: &str, o: &str| host.connector(c).ok().and_then(|b| b.sustained_rate(o)));
+        let rates = Arc::new(move |c: &str, o: &str| host.connector(c).ok().and_then(|b| b.budget(o)));
         let store = self.host.store().clone();
         let wake = Wake::new(flow.clone(), store.clone(), runner.settings.clone(), runner.pacer.clone(), rates, decl.events.clone());
         let engine = self.engine.read().unwrap().clone();
