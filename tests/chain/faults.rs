@@ -112,6 +112,11 @@ async fn killed_right_after_each_vendor_write_no_order_is_made_twice() {
     for (id, w, form) in &forms {
         assert_eq!(listed.contains(&format!("{}", form["key"].as_str().unwrap())), *w == 0, "flow {id} in the in-doubt list: {listed}");
     }
+    let (doubtful, _, _) = forms[0];
+    let (ok, shown) = spoke_cli(&bin, &config, &["flows", "show", &doubtful.to_string()]);
+    let shown: Value = serde_json::from_str(&shown).unwrap_or_else(|e| panic!("flows show is not JSON ({e}): {shown}"));
+    assert!(ok && shown["flow"]["status"] == "in_doubt" && shown["calls"][0]["name"] == "create_lead" && shown["calls"][0]["status"] == "started", "{shown}");
+    assert!(shown["flow"]["waiting_for"]["resolve"].as_str().is_some_and(|r| r.contains(&format!("spoke flows resolve {doubtful}"))), "{shown}");
     // Lagerkoll and WICS: exactly one order per lead, found by the checks.
     let lk_orders: Vec<Value> = sandbox.lagerkoll.inspect(|s| s.orders.values().map(|o| Value::Object(o.doc.clone())).collect());
     let wics_orders: Vec<Value> = sandbox.wics.state.state.lock().unwrap().orders.clone();
