@@ -130,7 +130,7 @@ impl Dispatcher {
         let (store, retention) = (self.store.clone(), self.retention.clone());
         match tokio::task::spawn_blocking(move || store.prune(now_ms(), &retention)).await {
             Ok(Ok(p)) if p.total() > 0 => tracing::info!(
-                dedupe = p.dedupe, deliveries = p.deliveries, refusals = p.refusals, events = p.events, runs = p.runs, steps = p.steps,
+                dedupe = p.dedupe, deliveries = p.deliveries, refusals = p.refusals, events = p.events, runs = p.runs, steps = p.steps, flows = p.flows, flow_events = p.flow_events,
                 "pruned {} row(s) past the retention", p.total()
             ),
             Ok(Ok(_)) => {}

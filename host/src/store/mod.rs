@@ -61,11 +61,15 @@ pub struct Pruned {
     pub events: usize,
     pub runs: usize,
     pub steps: usize,
+    /// Finished flows (with their calls and the events they took).
+    pub flows: usize,
+    /// Events no flow took, past the events' retention.
+    pub flow_events: usize,
 }
 
 impl Pruned {
     pub fn total(&self) -> usize {
-        self.dedupe + self.deliveries + self.refusals + self.events + self.runs + self.steps
+        self.dedupe + self.deliveries + self.refusals + self.events + self.runs + self.steps + self.flows + self.flow_events
     }
 }
 

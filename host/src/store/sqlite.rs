@@ -535,6 +535,19 @@ impl Store for SqliteStore {
             "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE outcome IS NOT NULL AND (started_at < ?1 OR id <= ?2) LIMIT ?3)",
             &[now - Retention::ms(r.runs_days), by_count.unwrap_or(0)],
         )?;
+        // Finished flows, like ended runs (their calls go with them, and the
+        // events they took); failed and in-doubt ones wait for an operator.
+        // Events no flow took, like settled events.
+        let flows_cutoff = now - Retention::ms(r.runs_days);
+        batches(
+            "DELETE FROM flow_inbox WHERE id IN (SELECT i.id FROM flow_inbox i JOIN flows f ON f.id = i.flow_id WHERE f.status = 'done' AND f.updated_at < ?1 LIMIT ?2)",
+            &[flows_cutoff],
+        )?;
+        p.flows = batches("DELETE FROM flows WHERE id IN (SELECT id FROM flows WHERE status = 'done' AND updated_at < ?1 LIMIT ?2)", &[flows_cutoff])?;
+        p.flow_events = batches(
+            "DELETE FROM flow_inbox WHERE id IN (SELECT id FROM flow_inbox WHERE flow_id IS NULL AND received_at < ?1 LIMIT ?2)",
+            &[now - Retention::ms(r.events_days)],
+        )?;
         Ok(p)
     }
 
@@ -790,6 +803,37 @@ mod tests {
         assert_eq!(left, ["b"], "the pending event stays");
         assert!(s.step_get("x", "k2").unwrap().is_some(), "a running run's steps stay");
         assert!(s.run(running).unwrap().is_some(), "a running run stays");
+    }
+
+    #[test]
+    fn prune_drops_finished_flows_and_untaken_events_but_never_unfinished_flows() {
+        use crate::config::Retention;
+        use crate::flow::{FlowStore, Settle};
+        let s = SqliteStore::open_in_memory().unwrap();
+        let day = Retention::ms(1.0);
+        let (done, _) = s.flow_start("x", "f", "done", &serde_json::json!(null), 1, 1000).unwrap();
+        let (waiting, _) = s.flow_start("x", "f", "waiting", &serde_json::json!(null), 1, 1000).unwrap();
+        let (doubt, _) = s.flow_start("x", "f", "doubt", &serde_json::json!(null), 1, 1000).unwrap();
+        for id in [done, waiting, doubt] {
+            s.flow_step_begin(id, 0, "step", "a", "started", None, 1000).unwrap();
+        }
+        let claimed = s.flow_claim("m:1", 1000, 2000, 10).unwrap();
+        assert_eq!(claimed.len(), 3);
+        s.flow_settle(done, "m:1", &Settle::Done(serde_json::json!(1)), 1000).unwrap();
+        s.flow_settle(waiting, "m:1", &Settle::Wait { at: Some(100 * day), step: "a".into(), waiting_for: serde_json::json!({}) }, 1000).unwrap();
+        s.flow_settle(doubt, "m:1", &Settle::InDoubt { step: "a".into(), waiting_for: serde_json::json!({}) }, 1000).unwrap();
+        let taken = s.flow_inbox_put("x", "c", "T", "e1", &serde_json::json!({}), 1000).unwrap().unwrap();
+        assert!(s.flow_inbox_claim(taken, done, 0, 1000).unwrap());
+        s.flow_inbox_put("x", "c", "T", "e2", &serde_json::json!({}), 1000).unwrap().unwrap();
+        let r = Retention { runs_days: 1.0, events_days: 2.0, ..Retention::default() };
+        let p = s.prune(1000 + 3 * day / 2, &r).unwrap();
+        assert_eq!((p.flows, p.flow_events), (1, 0), "{p:?}");
+        assert!(s.flow(done).unwrap().is_none() && s.flow_steps(done).unwrap().is_empty() && s.flow_inbox_claimed(done, 0).unwrap().is_none());
+        assert!(s.flow(waiting).unwrap().is_some() && s.flow(doubt).unwrap().is_some(), "unfinished flows stay");
+        assert_eq!(s.flow_inbox_open("x", "c", "T", 10).unwrap().len(), 1, "an untaken event stays for its retention");
+        let p = s.prune(1000 + 3 * day, &r).unwrap();
+        assert_eq!(p.flow_events, 1, "{p:?}");
+        assert!(s.flow(waiting).unwrap().is_some() && s.flow(doubt).unwrap().is_some(), "unfinished flows are never pruned");
     }
 
     #[test]
