@@ -162,12 +162,14 @@ async fn an_interrupted_step_is_checked_or_parked_in_doubt_never_repeated() {
     std::fs::write(dir.path().join("leads.rhai"), DOUBT).unwrap();
     let h = TestHost::start(&config(&r.url, dir.path())).await.unwrap();
     let store = h.host.store().clone();
-    // What a host killed right after sending leaves behind.
+    // What a host killed right after sending leaves behind: the intent, and
+    // the mark that its write left.
+    let sent = json!({"write_sent": true});
     let now = spoke::store::now_ms();
     let (lead, _) = store.flow_start("leads", "lead_flow", "L-1", &json!(null), 1, now).unwrap();
-    store.flow_step_begin(lead, 0, "step", "create_lead", "started", None, now).unwrap();
+    store.flow_step_begin(lead, 0, "step", "create_lead", "started", Some(&sent), now).unwrap();
     let (order, _) = store.flow_start("leads", "checked_flow", "SO-9", &json!(null), 1, now).unwrap();
-    store.flow_step_begin(order, 0, "step", "create_order", "started", None, now).unwrap();
+    store.flow_step_begin(order, 0, "step", "create_order", "started", Some(&sent), now).unwrap();
     let (_served, _scripts, _w) = h.serve_with_scripts().await;
 
     assert!(eventually(10, || flow(&h, lead).status == "in_doubt").await, "{:?}", flow(&h, lead));
@@ -199,10 +201,16 @@ async fn an_operator_can_say_run_it_again() {
     let h = TestHost::start(&config(&r.url, dir.path())).await.unwrap();
     let store = h.host.store().clone();
     let now = spoke::store::now_ms();
+    let sent = json!({"write_sent": true});
     let (lead, _) = store.flow_start("leads", "lead_flow", "L-2", &json!(null), 1, now).unwrap();
-    store.flow_step_begin(lead, 0, "step", "create_lead", "started", None, now).unwrap();
+    store.flow_step_begin(lead, 0, "step", "create_lead", "started", Some(&sent), now).unwrap();
+    // Killed after the intent but before the write left: simply run again.
+    let (early, _) = store.flow_start("leads", "lead_flow", "L-3", &json!(null), 1, now).unwrap();
+    store.flow_step_begin(early, 0, "step", "create_lead", "started", None, now).unwrap();
     let (_served, _scripts, _w) = h.serve_with_scripts().await;
     assert!(eventually(10, || flow(&h, lead).status == "in_doubt").await);
+    assert!(eventually(10, || flow(&h, early).status == "done").await, "{:?}", flow(&h, early));
+    assert_eq!(hits(&r, "/leads/L-3"), 1, "a step interrupted before its write left runs again, without an operator");
     store.flow_resolve(lead, &Resolution::Rerun, spoke::store::now_ms()).unwrap();
     assert!(eventually(10, || flow(&h, lead).status == "done").await, "{:?}", flow(&h, lead));
     assert_eq!(hits(&r, "/leads/L-2"), 1);

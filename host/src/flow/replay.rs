@@ -39,6 +39,9 @@ pub struct Wake {
     in_step: u32,
     /// Writes in the current step that may have reached the vendor.
     step_writes: u32,
+    /// The ordinal of the step being run, and whether its record already
+    /// says a write was sent.
+    step_ordinal: Option<(u32, bool)>,
     /// Vendor operations a poll's fetch called.
     polled: Option<Vec<(String, String)>>,
     /// Lines for the run record.
@@ -47,7 +50,7 @@ pub struct Wake {
 
 impl Wake {
     pub fn new(flow: FlowRecord, store: Arc<dyn Store>, settings: FlowSettings, pacer: Arc<PollPacer>, rates: Arc<dyn Fn(&str, &str) -> Option<(f64, u32)> + Send + Sync>, events: Vec<(String, String)>) -> Wake {
-        Wake { flow, store, settings, pacer, rates, events, next_ordinal: 0, outcome: None, in_step: 0, step_writes: 0, polled: None, notes: Vec::new() }
+        Wake { flow, store, settings, pacer, rates, events, next_ordinal: 0, outcome: None, in_step: 0, step_writes: 0, step_ordinal: None, polled: None, notes: Vec::new() }
     }
 }
 
@@ -144,6 +147,10 @@ pub fn step(ctx: &NativeCallContext, name: &str, f: &FnPtr, check: Option<&FnPtr
             note(format!("{name} (stored)"));
             return to_dynamic(stored.and_then(|s| s.result).as_ref().unwrap_or(&Value::Null));
         }
+        Some("started") if !stored.as_ref().and_then(|s| s.detail.as_ref()).is_some_and(|d| d["write_sent"] == true) => {
+            // Interrupted before any write left: nothing can have happened.
+            note(format!("{name} (interrupted before it sent a write: running it again)"));
+        }
         Some("started") => {
             let since = stored.as_ref().map(|s| s.started_at).unwrap_or(0);
             // Interrupted between intent and result: find out, never guess.
@@ -152,7 +159,7 @@ pub fn step(ctx: &NativeCallContext, name: &str, f: &FnPtr, check: Option<&FnPtr
                     step: name.to_string(),
                     waiting_for: json!({
                         "in_doubt": name, "ordinal": ordinal, "since": crate::time::rfc3339(since),
-                        "why": "the step was interrupted after its intent was stored and before its result; it has no check, so whether it happened is unknown",
+                        "why": "the step was interrupted after it sent a write and before its result was stored; it has no check, so whether the write happened is unknown",
                         "resolve": format!("spoke flows resolve {flow_id} --value JSON (it happened: this is its result) or --rerun (it did not)"),
                     }),
                 }));
@@ -174,6 +181,7 @@ pub fn step(ctx: &NativeCallContext, name: &str, f: &FnPtr, check: Option<&FnPtr
     store.flow_step_begin(flow_id, ordinal, "step", name, "started", None, now_ms()).map_err(store_err)?;
     let outer_writes = with(|w| {
         w.in_step += 1;
+        w.step_ordinal = Some((ordinal, false));
         std::mem::take(&mut w.step_writes)
     })
     .unwrap_or(0);
@@ -181,6 +189,7 @@ pub fn step(ctx: &NativeCallContext, name: &str, f: &FnPtr, check: Option<&FnPtr
     let no_trace = result.is_err() && step_left_no_trace();
     with(|w| {
         w.in_step -= 1;
+        w.step_ordinal = None;
         w.step_writes = outer_writes;
     });
     match result {
@@ -214,6 +223,22 @@ pub fn before_vendor_call(connector: &str, operation: &str, idempotent: bool) ->
         return Err(err(format!(
             "{connector}::{operation} changes data at the vendor: inside a flow, call it within step(\"name\", || ...) so that a replay does not repeat it"
         )));
+    }
+    // The first write of a step is recorded before it leaves: a step
+    // interrupted before that is safely run again, one interrupted after it
+    // is checked or waits for an operator.
+    if !idempotent {
+        let mark = with(|w| match w.step_ordinal {
+            Some((ordinal, false)) => {
+                w.step_ordinal = Some((ordinal, true));
+                Some((w.flow.id, ordinal, w.store.clone()))
+            }
+            _ => None,
+        })
+        .flatten();
+        if let Some((flow_id, ordinal, store)) = mark {
+            store.flow_step_update(flow_id, ordinal, "started", None, Some(&json!({"write_sent": true})), now_ms()).map_err(store_err)?;
+        }
     }
     Ok(())
 }
