@@ -145,3 +145,154 @@ async fn killed_right_after_each_vendor_write_no_order_is_made_twice() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     host.kill9();
 }
+
+/// Every vendor write of the shipped chain, 4 kills each, with the dealer
+/// accepting and the warehouse shipping as the flows go: one lead, one
+/// order of each kind, one shipment per form; the leads killed in
+/// `create_lead` wait in doubt until the operator resolves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_shipped_chain_killed_after_each_of_its_writes_makes_nothing_twice() {
+    use super::{script_dir, setup, ship_ready, SCRIPT};
+    use spoke_sandbox::cyclesoftware::StockItem;
+    use std::collections::HashSet;
+    let bin = spoke_tests::workspace().join("target/debug/spoke");
+    assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke-cli` before this test", bin.display());
+    let (sandbox, connectors) = prepare().await;
+    let cs_before = sandbox.cyclesoftware.state.lock().data.leads.len();
+    let (dir, scripts) = script_dir();
+    let store = dir.path().join("spoke.db");
+    let (port, admin_port) = (free_port(), free_port());
+    let (url, admin) = (format!("http://127.0.0.1:{port}"), format!("http://127.0.0.1:{admin_port}"));
+    let config = dir.path().join("spoke.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "plugins_dir = {:?}\ncache_dir = {:?}\nstore = {:?}\nscripts_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"value:{}\"\n\n{connectors}",
+            spoke_tests::plugins_dir().display().to_string(),
+            spoke_tests::cache_dir().display().to_string(),
+            store.display().to_string(),
+            scripts.display().to_string(),
+            spoke_tests::ADMIN_TOKEN,
+        ),
+    )
+    .unwrap();
+    let start = |bin: PathBuf, config: PathBuf| async move { tokio::task::spawn_blocking(move || Spoke::start(&bin, &config)).await.unwrap() };
+    let client = client();
+    let reader = spoke::store::SqliteStore::open(&store).unwrap();
+    let state = |key: &str| spoke::store::Store::state_get(&reader, SCRIPT, key).ok().flatten().and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let set_up = |client: reqwest::Client| {
+        let (admin, url) = (admin.clone(), url.clone());
+        async move {
+            for _ in 0..200 {
+                if setup(&client, &admin, &url).await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("setup never succeeded");
+        }
+    };
+    let writes: [(&str, &str, &spoke_sandbox::Faults); 6] = [
+        ("POST", "/api/v1/leads/create.json", sandbox.cyclesoftware.faults()),
+        ("POST", "/v1/customer_orders", sandbox.lagerkoll.faults()),
+        ("POST", "/api/order", sandbox.wics.faults()),
+        ("PUT", "/v1/customer_orders/*", sandbox.lagerkoll.faults()),
+        ("PUT", "/v1/customer_orders/*/send", sandbox.lagerkoll.faults()),
+        ("POST", "/api/v1/warehouse/outbound/item/*/delivered.json", sandbox.cyclesoftware.faults()),
+    ];
+    let mut host = start(bin.clone(), config.clone()).await;
+    set_up(client.clone()).await;
+    let mut forms: Vec<(String, Value, i64)> = Vec::new(); // (key, form, stock item)
+    let mut decided = HashSet::new();
+    let mut shipped = HashSet::new();
+    let mut resolved = 0;
+    // The dealer accepts, the warehouse ships, the operator resolves leads in doubt.
+    let mut drive = |forms: &Vec<(String, Value, i64)>, resolved: &mut usize| {
+        let mut ours = HashSet::new();
+        for (key, _, _) in forms {
+            if let Some(uuid) = state(&format!("form:{key}")).and_then(|u| u.as_str().map(str::to_string)) {
+                if decided.insert(uuid.clone()) {
+                    sandbox.cyclesoftware.set_lead_status(&uuid, "accepted").unwrap();
+                }
+                ours.insert(uuid);
+            }
+        }
+        ship_ready(&sandbox, &ours, &mut shipped);
+        if sandbox.wics.deliveries().iter().any(|d| !d.delivered && !d.given_up && !d.in_flight && d.next_due_ms.is_some()) {
+            sandbox.wics.advance_ms(100_000);
+        }
+        for flow in reader.flows(&FlowFilter { script: Some(SCRIPT.into()), status: Some("in_doubt".into()), limit: 100, ..Default::default() }).unwrap() {
+            assert_eq!(flow.current_step.as_deref(), Some("create_lead"), "only a lead cannot be looked up: {flow:?}");
+            let email = flow.input["customer"]["email"].as_str().unwrap().to_string();
+            let made = sandbox.cyclesoftware.state.lock().data.leads.iter().find(|(_, l)| l.to_string().contains(&email)).map(|(u, _)| u.clone());
+            let resolution = made.map(|u| spoke::flow::Resolution::Value(json!(u))).unwrap_or(spoke::flow::Resolution::Rerun);
+            reader.flow_resolve(flow.id, &resolution, spoke::store::now_ms()).unwrap();
+            *resolved += 1;
+        }
+    };
+    for (w, (method, path, faults)) in writes.iter().enumerate() {
+        for k in 0..KILLS_PER_WRITE {
+            let n = w * KILLS_PER_WRITE + k;
+            let item = sandbox.cyclesoftware.create_stock_item(StockItem { is_shipped: true, ..StockItem::default() }).stock_item_id;
+            let form = json!({
+                "form_id": format!("K-{n:02}"), "name": format!("Klant {n}"), "email": format!("kill{n}@example.nl"), "phone": "+31 6 12345678",
+                "address": { "street": "Dorpsstraat", "house_number": "12", "house_number_postfix": "", "zipcode": format!("{} AB", 2000 + n), "city": "Utrecht", "country": "NL" },
+                "article": "A-100", "quantity": 1, "stock_item_id": item,
+            });
+            faults.arm(Fault::new(method, path, host.child.id())).unwrap();
+            let key = super::post_form(&client, &admin, &form).await.unwrap_or_else(|e| panic!("form {n}: {e}"));
+            forms.push((key, form, item));
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while host.child.try_wait().ok().flatten().is_none() {
+                assert!(std::time::Instant::now() < deadline, "the fault at {method} {path} never fired (form {n}): {:?}", faults.firings());
+                drive(&forms, &mut resolved);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            host.dead = true;
+            host = start(bin.clone(), config.clone()).await;
+            set_up(client.clone()).await;
+            // Let every flow finish before the next kill is armed: a fault
+            // takes the next matching write of any flow.
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                drive(&forms, &mut resolved);
+                let flows = reader.flows(&FlowFilter { script: Some(SCRIPT.into()), limit: 100, ..Default::default() }).unwrap();
+                if flows.len() == forms.len() && flows.iter().all(|f| f.status == "done") {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "flows did not finish after kill {n} at {method} {path}: {:?}", flows.iter().map(|f| (f.key.clone(), f.status.clone(), f.current_step.clone(), f.last_error.clone())).collect::<Vec<_>>());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    host.kill9();
+    for (_, _, faults) in &writes {
+        assert!(faults.list().iter().all(|a| a.fired == a.fault.times), "every armed kill fired: {:?}", faults.list());
+    }
+    assert_eq!(resolved, KILLS_PER_WRITE, "exactly the leads killed in create_lead needed the operator");
+
+    // What the vendors hold: one of everything per form.
+    let leads = sandbox.cyclesoftware.state.lock().data.leads.clone();
+    assert_eq!(leads.len() - cs_before, forms.len(), "one CycleSoftware lead per form");
+    let lk: Vec<(i64, i64, serde_json::Map<String, Value>)> = sandbox.lagerkoll.inspect(|s| s.orders.values().map(|o| (o.id, o.state, o.doc.clone())).collect());
+    let wics_orders: Vec<Value> = sandbox.wics.state.state.lock().unwrap().orders.clone();
+    let shipments: Vec<Value> = sandbox.wics.state.state.lock().unwrap().shipments.clone();
+    for (key, form, item) in &forms {
+        let uuid = state(&format!("form:{key}")).unwrap().as_str().unwrap().to_string();
+        let record = state(&format!("lead:{uuid}")).unwrap();
+        assert_eq!(record["status"], "shipped", "{key}: {record}");
+        let orders: Vec<_> = lk.iter().filter(|(_, _, d)| d.get("externalOrderId") == Some(&json!(uuid))).collect();
+        assert_eq!(orders.len(), 1, "{key}: one Lagerkoll order");
+        let (id, lk_state, doc) = orders[0];
+        assert_eq!(*lk_state, 40, "{key}: sent");
+        assert!(doc.get("remarks").and_then(Value::as_str).is_some_and(|r| r.contains("3STEST")), "{key}: remarks {doc:?}");
+        let mine: Vec<_> = wics_orders.iter().filter(|o| o["reference"] == json!(format!("LK-{id}"))).collect();
+        assert_eq!(mine.len(), 1, "{key}: one WICS order: {mine:?}; runs {:?}", {
+            let runs = spoke::store::Store::runs(&reader, &spoke::store::RunFilter { limit: 10_000, ..Default::default() }).unwrap();
+            runs.iter().filter(|r| r.trigger.ends_with(&format!(":{key}"))).map(|r| format!("run {} {:?} {:?}", r.id, r.steps, r.error)).collect::<Vec<_>>()
+        });
+        assert_eq!(shipments.iter().filter(|s| s["orderReference"] == json!(format!("LK-{id}"))).count(), 1, "{key}: shipped once");
+        assert!(sandbox.cyclesoftware.stock_item(*item).unwrap().is_delivered, "{key}: item delivered");
+        assert_eq!(form["email"].as_str().map(|e| leads.values().filter(|l| l.to_string().contains(e)).count()), Some(1), "{key}: one lead at the dealer");
+    }
+}

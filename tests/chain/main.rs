@@ -276,7 +276,7 @@ fn check_end_state(sandbox: &Sandbox, leads: &[Lead], uuids: &[String], cs_leads
                 let wics = wics[0];
                 assert_eq!(record["lagerkoll_order"], json!(lk_id), "{what}");
                 assert_eq!(record["wics_order"], wics["number"], "{what}");
-                assert_eq!(wics["reference"], json!(lk_id.to_string()), "{what}: the WICS order refers to the Lagerkoll order");
+                assert_eq!(wics["reference"], json!(format!("LK-{lk_id}")), "{what}: the WICS order refers to the Lagerkoll order");
                 assert_eq!(wics["lines"][0]["itemCode"], lead.form["article"], "{what}");
                 assert_eq!(wics["lines"][0]["quantity"], lead.form["quantity"], "{what}");
                 let address = &wics["deliveryAddress"];
@@ -291,11 +291,11 @@ fn check_end_state(sandbox: &Sandbox, leads: &[Lead], uuids: &[String], cs_leads
                 // Shipped: Lagerkoll sent, with the track and trace in its remarks.
                 assert_eq!(*lk_state, 40, "{what}: the Lagerkoll order is SENT");
                 let track = record["track_and_trace"].as_str().unwrap_or_else(|| panic!("{what}: no track and trace: {record}"));
-                assert_eq!(track, format!("3STEST{lk_id}"), "{what}");
+                assert_eq!(track, format!("3STESTLK-{lk_id}"), "{what}");
                 let remarks = doc.get("remarks").and_then(Value::as_str).unwrap_or("");
                 assert!(remarks.contains(track), "{what}: remarks {remarks:?} lack {track}");
                 assert_eq!(doc.get("deliveryName"), Some(&lead.form["name"]), "{what}: the lead's customer");
-                assert_eq!(shipments.iter().filter(|s| s["orderReference"] == json!(lk_id.to_string())).count(), 1, "{what}: shipped once");
+                assert_eq!(shipments.iter().filter(|s| s["orderReference"] == json!(format!("LK-{lk_id}"))).count(), 1, "{what}: shipped once");
                 assert_eq!(cs_status.as_deref(), Some("accepted"), "{what}: the dealer's answer stands");
             }
             Fate::Decline | Fate::Cancel | Fate::Unmappable => {
