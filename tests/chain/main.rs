@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod faults;
+mod thousand;
 
 /// Articles both Lagerkoll (seeded) and WICS (added by [`prepare`]) know.
 const ARTICLES: [&str; 4] = ["A-100", "A-200", "BIKE/26", "T-700"];
