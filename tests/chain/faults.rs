@@ -4,7 +4,7 @@
 //! checks and never made twice; CycleSoftware leads cannot be looked up, so
 //! those flows park in doubt until an operator resolves them with `spoke
 //! flows resolve`, and then every flow completes.
-use super::{client, free_port, prepare, Spoke};
+use super::{client, free_port, prepare, resolve_leads_in_doubt, spoke_config, Spoke};
 use serde_json::{json, Value};
 use spoke::flow::{FlowFilter, FlowStore};
 use spoke_sandbox::Fault;
@@ -47,20 +47,7 @@ async fn killed_right_after_each_vendor_write_no_order_is_made_twice() {
     let store = dir.path().join("spoke.db");
     let admin_port = free_port();
     let admin = format!("http://127.0.0.1:{admin_port}");
-    let config = dir.path().join("spoke.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "plugins_dir = {:?}\ncache_dir = {:?}\nstore = {:?}\nscripts_dir = {:?}\nlisten = \"127.0.0.1:{}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"value:{}\"\n\n{connectors}",
-            spoke_tests::plugins_dir().display().to_string(),
-            spoke_tests::cache_dir().display().to_string(),
-            store.display().to_string(),
-            scripts.display().to_string(),
-            free_port(),
-            spoke_tests::ADMIN_TOKEN,
-        ),
-    )
-    .unwrap();
+    let config = spoke_config(dir.path(), &scripts, &store, free_port(), admin_port, &connectors);
     let start = |bin: PathBuf, config: PathBuf| async move { tokio::task::spawn_blocking(move || Spoke::start(&bin, &config)).await.unwrap() };
     let client = client();
     let reader = spoke::store::SqliteStore::open(&store).unwrap();
@@ -163,19 +150,7 @@ async fn the_shipped_chain_killed_after_each_of_its_writes_makes_nothing_twice()
     let store = dir.path().join("spoke.db");
     let (port, admin_port) = (free_port(), free_port());
     let (url, admin) = (format!("http://127.0.0.1:{port}"), format!("http://127.0.0.1:{admin_port}"));
-    let config = dir.path().join("spoke.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "plugins_dir = {:?}\ncache_dir = {:?}\nstore = {:?}\nscripts_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"value:{}\"\n\n{connectors}",
-            spoke_tests::plugins_dir().display().to_string(),
-            spoke_tests::cache_dir().display().to_string(),
-            store.display().to_string(),
-            scripts.display().to_string(),
-            spoke_tests::ADMIN_TOKEN,
-        ),
-    )
-    .unwrap();
+    let config = spoke_config(dir.path(), &scripts, &store, port, admin_port, &connectors);
     let start = |bin: PathBuf, config: PathBuf| async move { tokio::task::spawn_blocking(move || Spoke::start(&bin, &config)).await.unwrap() };
     let client = client();
     let reader = spoke::store::SqliteStore::open(&store).unwrap();
@@ -221,14 +196,7 @@ async fn the_shipped_chain_killed_after_each_of_its_writes_makes_nothing_twice()
         if sandbox.wics.deliveries().iter().any(|d| !d.delivered && !d.given_up && !d.in_flight && d.next_due_ms.is_some()) {
             sandbox.wics.advance_ms(100_000);
         }
-        for flow in reader.flows(&FlowFilter { script: Some(SCRIPT.into()), status: Some("in_doubt".into()), limit: 100, ..Default::default() }).unwrap() {
-            assert_eq!(flow.current_step.as_deref(), Some("create_lead"), "only a lead cannot be looked up: {flow:?}");
-            let email = flow.input["customer"]["email"].as_str().unwrap().to_string();
-            let made = sandbox.cyclesoftware.state.lock().data.leads.iter().find(|(_, l)| l.to_string().contains(&email)).map(|(u, _)| u.clone());
-            let resolution = made.map(|u| spoke::flow::Resolution::Value(json!(u))).unwrap_or(spoke::flow::Resolution::Rerun);
-            reader.flow_resolve(flow.id, &resolution, spoke::store::now_ms()).unwrap();
-            *resolved += 1;
-        }
+        *resolved += resolve_leads_in_doubt(&reader, &sandbox);
     };
     for (w, (method, path, faults)) in writes.iter().enumerate() {
         for k in 0..KILLS_PER_WRITE {

@@ -578,6 +578,44 @@ impl Rng {
     }
 }
 
+/// `spoke.toml` for a real `spoke run` in `dir`: the test plugins and
+/// cache, this store and scripts folder, fixed public and admin ports (one
+/// address for every life of the host), and `connectors`.
+fn spoke_config(dir: &Path, scripts: &Path, store: &Path, port: u16, admin_port: u16, connectors: &str) -> PathBuf {
+    let config = dir.join("spoke.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "plugins_dir = {:?}\ncache_dir = {:?}\nstore = {:?}\nscripts_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"value:{}\"\n\n{connectors}",
+            spoke_tests::plugins_dir().display().to_string(),
+            spoke_tests::cache_dir().display().to_string(),
+            store.display().to_string(),
+            scripts.display().to_string(),
+            spoke_tests::ADMIN_TOKEN,
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The operator: a host killed after the chain sent a lead to CycleSoftware
+/// and before it stored the answer leaves that flow in doubt (the only
+/// step of the chain that cannot be looked up). Look the lead up at the
+/// dealer by the form's email: there, it happened; not there, run it again.
+/// Returns how many flows were resolved.
+fn resolve_leads_in_doubt(reader: &spoke::store::SqliteStore, sandbox: &Sandbox) -> usize {
+    let doubtful = reader.flows(&spoke::flow::FlowFilter { script: Some(SCRIPT.into()), status: Some("in_doubt".into()), limit: 100, ..Default::default() }).unwrap();
+    for flow in &doubtful {
+        assert_eq!(flow.current_step.as_deref(), Some("create_lead"), "only a lead cannot be looked up: {flow:?}");
+        let email = flow.input["customer"]["email"].as_str().unwrap().to_string();
+        let made = sandbox.cyclesoftware.state.lock().data.leads.iter().find(|(_, l)| l.to_string().contains(&email)).map(|(u, _)| u.clone());
+        let resolution = made.map(|u| spoke::flow::Resolution::Value(json!(u))).unwrap_or(spoke::flow::Resolution::Rerun);
+        eprintln!("flow {} ({}) in doubt at {:?}: resolved {resolution:?}", flow.id, flow.key, flow.current_step);
+        reader.flow_resolve(flow.id, &resolution, spoke::store::now_ms()).unwrap();
+    }
+    doubtful.len()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -602,19 +640,7 @@ async fn the_chain_survives_sigkill_at_random_moments() {
     // once it is back (setup still runs after every start, and adds nothing).
     let (port, admin_port) = (free_port(), free_port());
     let admin = format!("http://127.0.0.1:{admin_port}");
-    let config = dir.path().join("spoke.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "plugins_dir = {:?}\ncache_dir = {:?}\nstore = {:?}\nscripts_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"value:{}\"\n\n{connectors}",
-            spoke_tests::plugins_dir().display().to_string(),
-            spoke_tests::cache_dir().display().to_string(),
-            store.display().to_string(),
-            scripts.display().to_string(),
-            spoke_tests::ADMIN_TOKEN,
-        ),
-    )
-    .unwrap();
+    let config = spoke_config(dir.path(), &scripts, &store, port, admin_port, &connectors);
 
     let start = |bin: PathBuf, config: PathBuf| async move { tokio::task::spawn_blocking(move || Spoke::start(&bin, &config)).await.unwrap() };
     let first = start(bin.clone(), config.clone()).await;
@@ -680,20 +706,7 @@ async fn the_chain_survives_sigkill_at_random_moments() {
             }
         }
 
-        // The operator: a host killed between sending a lead to CycleSoftware
-        // and storing its answer leaves the flow in doubt. Look the lead up at
-        // the dealer (by the form's email): there, it happened; not there, run it again.
-        for flow in reader.flows(&spoke::flow::FlowFilter { script: Some(SCRIPT.into()), status: Some("in_doubt".into()), limit: 100, ..Default::default() }).unwrap() {
-            let email = flow.input["customer"]["email"].as_str().unwrap().to_string();
-            let made = sandbox.cyclesoftware.state.lock().data.leads.iter().find(|(_, l)| l.to_string().contains(&email)).map(|(u, _)| u.clone());
-            let resolution = match made {
-                Some(uuid) => spoke::flow::Resolution::Value(json!(uuid)),
-                None => spoke::flow::Resolution::Rerun,
-            };
-            eprintln!("flow {} ({}) in doubt at {:?}: resolved {resolution:?}", flow.id, flow.key, flow.current_step);
-            reader.flow_resolve(flow.id, &resolution, spoke::store::now_ms()).unwrap();
-            in_doubt_resolved += 1;
-        }
+        in_doubt_resolved += resolve_leads_in_doubt(&reader, &sandbox);
 
         // The dealer answers, in two rounds for the "noticed" ones.
         for (i, lead) in leads.iter().enumerate() {

@@ -611,7 +611,7 @@ impl Subscriber for ScriptSubscriber {
         &self.name
     }
     fn wants(&self, connector: &str, topic: &str) -> bool {
-        self.patterns.iter().any(|(c, t)| c == connector && (t == "*" || t == topic))
+        wants(&self.patterns, connector, topic)
     }
     fn deliver<'a>(&'a self, connector: &'a str, event: &'a Event) -> futures::future::BoxFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
@@ -627,6 +627,11 @@ impl Subscriber for ScriptSubscriber {
             })
         })
     }
+}
+
+/// Whether (connector, topic) is among `patterns` (topic `*`: any).
+fn wants(patterns: &[(String, String)], connector: &str, topic: &str) -> bool {
+    patterns.iter().any(|(c, t)| c == connector && (t == "*" || t == topic))
 }
 
 /// Routes events on the (connector, topic) pairs a script's flows wait on:
@@ -646,7 +651,7 @@ impl Subscriber for FlowEvents {
         &self.name
     }
     fn wants(&self, connector: &str, topic: &str) -> bool {
-        self.patterns.iter().any(|(c, t)| c == connector && (t == "*" || t == topic))
+        wants(&self.patterns, connector, topic)
     }
     fn deliver<'a>(&'a self, connector: &'a str, event: &'a Event) -> futures::future::BoxFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
