@@ -24,18 +24,27 @@ pub enum FlowsCommand {
         json: bool,
     },
     /// One flow in full, with every durable call it has made.
-    Show { id: i64 },
+    Show {
+        /// The flow's id (`spoke flows list`).
+        id: i64,
+    },
     /// Settle a step in doubt: `--value JSON` if it happened (the JSON is
     /// taken as its result), `--rerun` if it did not.
     Resolve {
+        /// The id of a flow in doubt (`spoke flows list --status in_doubt`).
         id: i64,
+        /// The step happened: this JSON is its result, e.g. '"<lead uuid>"'.
         #[arg(long, conflicts_with = "rerun", required_unless_present = "rerun")]
         value: Option<String>,
+        /// The step did not happen: run it again.
         #[arg(long)]
         rerun: bool,
     },
     /// Run a failed flow again (after fixing its script, say).
-    Retry { id: i64 },
+    Retry {
+        /// The id of a failed flow.
+        id: i64,
+    },
 }
 
 pub fn run(config: &PathBuf, cmd: FlowsCommand) -> anyhow::Result<ExitCode> {
