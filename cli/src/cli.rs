@@ -15,8 +15,18 @@ pub struct Cli {
     /// `info` for `spoke run`, `warn` for the other commands.
     #[arg(long, global = true, env = "SPOKE_LOG")]
     pub log: Option<String>,
+    /// Log lines as `text` (for people) or `json` (one object per line, for
+    /// a log collector; a run's lines carry its run id and flow key).
+    #[arg(long, global = true, env = "SPOKE_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -143,8 +153,14 @@ pub enum RunsCommand {
         #[arg(long, default_value_t = 30)]
         limit: usize,
     },
-    /// One run in full.
-    Show { id: i64 },
+    /// One run in full: trigger, outcome, error with file:line, steps and
+    /// rate waits, and the lines it logged.
+    Show {
+        id: i64,
+        /// Print the run record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -217,7 +233,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo { .. } => "off",
         _ => "warn",
     };
-    init_tracing(cli.log.as_deref().unwrap_or(default));
+    init_tracing(cli.log.as_deref().unwrap_or(default), cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -240,14 +256,15 @@ pub fn run(cli: Cli) -> ExitCode {
     code
 }
 
-fn init_tracing(filter: &str) {
+fn init_tracing(filter: &str, format: LogFormat) {
     let filter = std::env::var("RUST_LOG").ok().unwrap_or_else(|| filter.to_string());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),
+        // The enclosing spans (a run: run id, script, function, flow key)
+        // become fields of every line.
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).flatten_event(true).try_init(),
+    };
 }
 
 async fn start(config: &PathBuf) -> anyhow::Result<Host> {
@@ -369,9 +386,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         println!("{:>6}  {:<19}  {:<20} {:<22} {:<11} {}", r.id, time(r.started_at), format!("{} v{}", r.script, r.version), r.function, result, detail);
                     }
                 }
-                RunsCommand::Show { id } => {
+                RunsCommand::Show { id, json } => {
                     let Some(r) = spoke::store::Store::run(&store, id)? else { anyhow::bail!("no run {id}") };
-                    println!("{}", serde_json::to_string_pretty(&r)?);
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&r)?);
+                    } else {
+                        print_run(&r);
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -401,6 +422,31 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             spoke::server::serve(host).await?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `spoke runs show`: the run's story, top to bottom.
+fn print_run(r: &spoke::store::RunRecord) {
+    let outcome = spoke::store::RunOutcome::from_stored(r.outcome.as_deref()).map(spoke::store::RunOutcome::as_str).unwrap_or("?");
+    println!("run {}: {} v{} {}  {outcome}", r.id, r.script, r.version, r.function);
+    println!("  trigger:  {}", r.trigger);
+    if let Some(k) = &r.flow_key {
+        println!("  flow:     {k}");
+    }
+    let took = r.ended_at.map(|e| format!(" (took {:.3} s)", (e - r.started_at) as f64 / 1000.0)).unwrap_or_default();
+    println!("  started:  {}{took}", time(r.started_at));
+    if let Some(e) = &r.error {
+        println!("  error:    {}{e}", r.location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default());
+    }
+    let steps: Vec<&str> = r.steps.as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
+    println!("  steps and rate waits:{}", if steps.is_empty() { " none" } else { "" });
+    for s in steps {
+        println!("    {s}");
+    }
+    let logs = r.logs.as_array().cloned().unwrap_or_default();
+    println!("  log:{}", if logs.is_empty() { " nothing logged" } else { "" });
+    for l in logs {
+        println!("    {} {:<5} {}", time(l["at"].as_i64().unwrap_or(0)), l["level"].as_str().unwrap_or(""), l["message"].as_str().unwrap_or(""));
     }
 }
 

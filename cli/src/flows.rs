@@ -52,9 +52,8 @@ pub fn run(config: &PathBuf, cmd: FlowsCommand) -> anyhow::Result<ExitCode> {
     let now = spoke::store::now_ms();
     match cmd {
         FlowsCommand::List { script, status, key, limit, json } => {
-            const STATUSES: [&str; 5] = ["ready", "waiting", "in_doubt", "done", "failed"];
-            if let Some(s) = status.as_deref().filter(|s| !STATUSES.contains(s)) {
-                anyhow::bail!("--status {s:?}: expected one of {}", STATUSES.join(", "));
+            if let Some(s) = status.as_deref().filter(|s| !spoke::flow::STATES.contains(s)) {
+                anyhow::bail!("--status {s:?}: expected one of {}", spoke::flow::STATES.join(", "));
             }
             let flows = store.flows(&FlowFilter { script, status, key, limit })?;
             if json {

@@ -21,6 +21,7 @@ pub struct Shared {
     pub quotas: crate::config::Quotas,
     /// Log quotas of every plugin connector and script.
     pub logs: Arc<crate::log_budget::LogBudget>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub struct Binding {

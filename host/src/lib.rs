@@ -21,6 +21,7 @@ pub mod flow;
 pub mod imports;
 pub mod log_budget;
 pub mod manifest;
+pub mod metrics;
 pub mod plugin;
 pub mod rate_limit;
 pub mod script;
@@ -87,9 +88,10 @@ impl Host {
         // A dead process's in-flight slot is released once its request has
         // certainly ended: the HTTP timeout plus reading the body.
         let lease = config.limits.http_timeout() * 2 + std::time::Duration::from_secs(5);
-        let limiter = rate_limit::Limiter::new(store.clone(), lease);
+        let metrics = Arc::new(metrics::Metrics::new());
+        let limiter = rate_limit::Limiter::new(store.clone(), lease, metrics.clone());
         let logs = Arc::new(log_budget::LogBudget::new(&config.quotas));
-        let shared = Arc::new(Shared { http, store, limits: config.limits.clone(), limiter, config_source: config.source.clone(), quotas: config.quotas.clone(), logs });
+        let shared = Arc::new(Shared { http, store, limits: config.limits.clone(), limiter, config_source: config.source.clone(), quotas: config.quotas.clone(), logs, metrics });
         let refusals = webhook::RefusalLog::start(shared.store.clone(), &config.retention);
 
         let (loaded, _failed) = runtime.load_dir(&config.plugins_dir).await?;
@@ -118,6 +120,7 @@ impl Host {
             },
             std::time::Duration::from_secs_f64(d.absent_hold_secs),
             config.retention.clone(),
+            shared.metrics.clone(),
         );
         for (name, sub) in &config.subscribers {
             dispatcher.subscribe(Arc::new(dispatch::Forwarder { name: format!("forward:{name}"), url: sub.url.clone(), topics: sub.topics.clone(), http: shared.http.clone() }));
@@ -177,8 +180,42 @@ impl Host {
             return Err(CallError::new(ErrorKind::Unsupported, format!("connector {connector} has no operation {operation:?}; it has: {}", names.join(", "))));
         }
         let plugin = binding.plugin.clone();
-        let output = plugin.invoke(binding, operation, &input.to_string()).await?;
-        serde_json::from_str(&output).map_err(|e| CallError::new(ErrorKind::Internal, format!("{connector}.{operation} returned output that is not JSON: {e}")))
+        let started = std::time::Instant::now();
+        let result = plugin
+            .invoke(binding, operation, &input.to_string())
+            .await
+            .and_then(|output| serde_json::from_str(&output).map_err(|e| CallError::new(ErrorKind::Internal, format!("{connector}.{operation} returned output that is not JSON: {e}"))));
+        let failed = result.as_ref().err().map(|e| (e.kind.as_str(), e.message.as_str()));
+        self.shared.metrics.call(connector, operation, started.elapsed(), failed);
+        result
+    }
+
+    /// The host's metrics (`GET /metrics` on the admin surface).
+    pub fn metrics(&self) -> &Arc<metrics::Metrics> {
+        &self.shared.metrics
+    }
+
+    /// What `/metrics` and the status page read at this moment: the event
+    /// backlog and flows from the store, every bucket from the ledger, the
+    /// call slots in use.
+    pub async fn snapshot(&self) -> Result<metrics::Snapshot> {
+        let store = self.shared.store.clone();
+        let (events, backlog_age_secs, flows) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let now = store::now_ms();
+            let backlog = store.backlog(now)?;
+            Ok((backlog.counts, backlog.oldest_ms.map(|t| (now - t).max(0) as f64 / 1000.0).unwrap_or(0.0), store.flow_counts()?))
+        })
+        .await??;
+        let mut buckets = Vec::new();
+        for b in self.connectors() {
+            for (policy, bucket) in &b.policies {
+                let (remaining, wait_ms) = self.shared.limiter.status(&b.credential, bucket).await?;
+                let windows = policy.windows.iter().map(|w| format!("{}/{}s", w.limit, w.seconds)).collect::<Vec<_>>().join(", ");
+                buckets.push(metrics::BucketReading { connector: b.name().to_string(), bucket: policy.name.clone(), remaining, wait_ms, windows });
+            }
+        }
+        let pool_in_use = self.runtime.guards().in_use().into_iter().map(|(c, n)| (c, n as i64)).collect();
+        Ok(metrics::Snapshot { events, backlog_age_secs, flows, buckets, pool_in_use, pool_slots: i64::from(self.runtime.pool_slots()) })
     }
 
     /// Hand a received webhook to the connector's plugin: verified and

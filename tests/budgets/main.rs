@@ -11,11 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn spoke_bin() -> PathBuf {
-    let bin = spoke_tests::workspace().join("target/debug/spoke");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke-cli` first", bin.display());
-    bin
-}
+use spoke_tests::spoke_bin;
 
 fn wics_connector(url: &str, limit: u32, window_s: u32, penalties: &str) -> String {
     format!(
@@ -294,7 +290,7 @@ async fn a_wait_is_logged_once_and_shows_in_the_script_run() {
     let out = Command::new(spoke_bin()).arg("--config").arg(&config).args(["runs", "list"]).output().unwrap();
     let list = String::from_utf8_lossy(&out.stdout);
     let id = list.lines().find(|l| l.contains("thrice")).and_then(|l| l.split_whitespace().next()).unwrap_or_else(|| panic!("no run listed: {list}"));
-    let out = Command::new(spoke_bin()).arg("--config").arg(&config).args(["runs", "show", id]).output().unwrap();
+    let out = Command::new(spoke_bin()).arg("--config").arg(&config).args(["runs", "show", id, "--json"]).output().unwrap();
     let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     let steps = run["steps"].as_array().unwrap_or_else(|| panic!("no steps: {run}"));
     let waits: Vec<_> = steps.iter().filter_map(|s| s.as_str()).filter(|s| s.contains("waited")).collect();

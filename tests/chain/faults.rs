@@ -36,8 +36,7 @@ async fn begin(client: &reqwest::Client, admin: &str, form: &Value) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_right_after_each_vendor_write_no_order_is_made_twice() {
-    let bin = spoke_tests::workspace().join("target/debug/spoke");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke-cli` before this test", bin.display());
+    let bin = spoke_tests::spoke_bin();
     let (sandbox, connectors) = prepare().await;
     let cs_before = sandbox.cyclesoftware.state.lock().data.leads.len();
     let dir = tempfile::tempdir().unwrap();
@@ -142,8 +141,7 @@ async fn the_shipped_chain_killed_after_each_of_its_writes_makes_nothing_twice()
     use super::{script_dir, setup, ship_ready, SCRIPT};
     use spoke_sandbox::cyclesoftware::StockItem;
     use std::collections::HashSet;
-    let bin = spoke_tests::workspace().join("target/debug/spoke");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke-cli` before this test", bin.display());
+    let bin = spoke_tests::spoke_bin();
     let (sandbox, connectors) = prepare().await;
     let cs_before = sandbox.cyclesoftware.state.lock().data.leads.len();
     let (dir, scripts) = script_dir();

@@ -622,8 +622,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_chain_survives_sigkill_at_random_moments() {
-    let bin = spoke_tests::workspace().join("target/debug/spoke");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke-cli` before this test", bin.display());
+    let bin = spoke_tests::spoke_bin();
     let seed = std::env::var("CHAIN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(11);
     eprintln!("kill schedule seed {seed} (set CHAIN_SEED to replay)");
     let mut rng = Rng(seed);

@@ -14,6 +14,14 @@ pub fn workspace() -> PathBuf {
 }
 
 /// Every built plugin, shipped and test-only (`cargo xtask plugins`).
+/// The `spoke` command built from this workspace (nextest builds it with
+/// the tests; `cargo build -p spoke-cli` otherwise).
+pub fn spoke_bin() -> PathBuf {
+    let bin = workspace().join("target/debug/spoke");
+    assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke-cli` first", bin.display());
+    bin
+}
+
 pub fn plugins_dir() -> PathBuf {
     let dir = std::env::var_os("SPOKE_TEST_PLUGINS").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/test-plugins"));
     assert!(

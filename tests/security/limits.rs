@@ -12,11 +12,7 @@ extern "C" {
 }
 const SIGTERM: i32 = 15;
 
-fn spoke_bin() -> PathBuf {
-    let bin = spoke_tests::workspace().join("target/debug/spoke");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p spoke` before this test", bin.display());
-    bin
-}
+use spoke_tests::spoke_bin;
 
 /// `spoke run` with at most `files` open files; returns the child and its
 /// public URL once it listens.

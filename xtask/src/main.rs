@@ -52,6 +52,27 @@ fn ensure_wasm_target() -> Result<()> {
     Ok(())
 }
 
+/// Debian's Chromium and its WebDriver, for the status page's browser test
+/// (tests/browser).
+fn ensure_browser() -> Result<()> {
+    const NEEDED: [(&str, &str); 2] = [("/usr/bin/chromium", "chromium"), ("/usr/bin/chromedriver", "chromium-driver")];
+    let missing: Vec<&str> = NEEDED.iter().filter(|(path, _)| !Path::new(path).exists()).map(|(_, package)| *package).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut cmd = if root { Command::new("apt-get") } else { let mut c = Command::new("sudo"); c.arg("apt-get"); c };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    // The package lists may be stale on a fresh machine: update, then install.
+    run(&mut apt(&["update", "-q"]))?;
+    let mut install = apt(&["install", "-y", "-q", "--no-install-recommends"]);
+    install.args(&missing);
+    run(&mut install).with_context(|| format!("installing {} for the browser test", missing.join(", ")))
+}
+
 /// Build every plugin that exists and copy the components into place.
 fn plugins(root: &Path) -> Result<Vec<PathBuf>> {
     ensure_wasm_target()?;
@@ -101,6 +122,7 @@ fn has_nextest() -> bool {
 
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     plugins(root)?;
+    ensure_browser()?;
     let mut cmd = Command::new("cargo");
     if has_nextest() {
         cmd.args(["nextest", "run", "--workspace", "--exclude", "spoke-pdk", "--no-fail-fast"]);

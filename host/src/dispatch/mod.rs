@@ -86,6 +86,7 @@ pub struct Dispatcher {
     retention: crate::config::Retention,
     wake: Notify,
     pub policy: RetryPolicy,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// How often the store is polled for work written by other processes.
@@ -96,8 +97,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 impl Dispatcher {
     /// `hold`: how long events wait for a subscription that vanished;
     /// `retention`: what the periodic prune keeps.
-    pub fn new(store: Arc<dyn Store>, policy: RetryPolicy, hold: Duration, retention: crate::config::Retention) -> Arc<Dispatcher> {
-        Arc::new(Dispatcher { store, subscribers: RwLock::new(Vec::new()), absent: Default::default(), hold, retention, wake: Notify::new(), policy })
+    pub fn new(store: Arc<dyn Store>, policy: RetryPolicy, hold: Duration, retention: crate::config::Retention, metrics: Arc<crate::metrics::Metrics>) -> Arc<Dispatcher> {
+        Arc::new(Dispatcher { store, subscribers: RwLock::new(Vec::new()), absent: Default::default(), hold, retention, wake: Notify::new(), policy, metrics })
     }
 
     /// Add (or replace, by name) a subscriber.
@@ -214,11 +215,13 @@ impl Dispatcher {
             None => Err(Failure::transient(format!("subscriber {} is not registered (script removed or not loaded yet)", item.subscriber))),
         };
         let now = now_ms();
+        let mut outcome = "delivered";
         let stored = match &result {
             Ok(()) => self.store.mark_delivered(item.seq, &item.subscriber, now),
             Err(Failure { message: error, permanent }) => {
                 let attempts = item.attempts + 1;
                 let retry_at = (!permanent && attempts < self.policy.max_attempts).then(|| now + self.policy.backoff(attempts).as_millis() as i64);
+                outcome = if retry_at.is_none() { "dead" } else { "retry" };
                 if retry_at.is_none() {
                     tracing::error!(seq = item.seq, subscriber = %item.subscriber, attempts, "event dead-lettered: {error}");
                 } else {
@@ -233,6 +236,7 @@ impl Dispatcher {
             tracing::error!(seq = item.seq, "dispatch: recording the outcome failed: {e:#}");
             return false;
         }
+        self.metrics.dispatch(outcome);
         result.is_ok()
     }
 }

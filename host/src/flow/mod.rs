@@ -24,6 +24,9 @@ pub mod store;
 pub use runner::FlowRunner;
 pub use store::{FlowFilter, FlowRecord, FlowStep, FlowStore, Resolution, Settle};
 
+/// Every state a flow can be in, as stored.
+pub const STATES: [&str; 5] = ["ready", "waiting", "in_doubt", "done", "failed"];
+
 /// `[flows]` in spoke.toml.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -175,6 +175,9 @@ impl CallState {
             };
             let pause = limiter.finish(permit, outcome).await.map_err(ledger_error)?;
             limiter.observe(&all_buckets, &resp_headers).await.map_err(ledger_error)?;
+            if status == 429 {
+                binding.shared.metrics.vendor_429(binding.name(), &all_buckets.iter().map(|b| b.policy.name.clone()).collect::<Vec<_>>());
+            }
             if let Some(pause) = pause.filter(|_| status == 429) {
                 // The vendor refused it, so sending again is safe even for a
                 // non-idempotent operation — after the pause, within the bound.

@@ -21,6 +21,16 @@ impl log::Host for CallState {
         if dropped_lines > 0 || dropped_bytes > 0 {
             tracing::warn!(target: "spoke::plugin", connector, dropped_lines, dropped_bytes, "log quota: lines and bytes not written since this connector's last line");
         }
+        // A call made by a script run runs on that run's thread: the line
+        // joins the run's record too (trace and debug stay in the log).
+        if matches!(level, Level::Info | Level::Warn | Level::Error) {
+            let as_level = match level {
+                Level::Error => tracing::Level::ERROR,
+                Level::Warn => tracing::Level::WARN,
+                _ => tracing::Level::INFO,
+            };
+            crate::script::context::record_log(as_level, &format!("{connector}.{op}: {message}"));
+        }
         match level {
             Level::Trace => tracing::trace!(target: "spoke::plugin", connector, operation = op, "{message}"),
             Level::Debug => tracing::debug!(target: "spoke::plugin", connector, operation = op, "{message}"),

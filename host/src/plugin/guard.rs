@@ -25,6 +25,14 @@ impl Guards {
         self.per_connector
     }
 
+    /// Slots in use per connector that has made a call.
+    pub fn in_use(&self) -> Vec<(String, usize)> {
+        let semaphores = self.semaphores.lock().unwrap();
+        let mut used: Vec<_> = semaphores.iter().map(|(c, s)| (c.clone(), self.per_connector - s.available_permits())).collect();
+        used.sort();
+        used
+    }
+
     /// Wait for one of `connector`'s call slots; the slot is freed when the
     /// permit drops. Keyed by connector name, so a plugin swap keeps the count.
     pub async fn enter(&self, connector: &str) -> Result<OwnedSemaphorePermit, CallError> {

@@ -160,6 +160,16 @@ impl Runtime {
         &self.engine
     }
 
+    /// Per-connector call slots (what `spoke_instance_pool_in_use` reads).
+    pub fn guards(&self) -> &guard::Guards {
+        &self.guards
+    }
+
+    /// Instance slots of the pooling allocator.
+    pub fn pool_slots(&self) -> u32 {
+        self.limits.max_instances
+    }
+
     /// Load one component: compile (or map from cache), link, describe.
     /// Reading, hashing and compiling run off the async workers (a blocking
     /// thread, then the low-priority compile pool of `compile.rs`): a

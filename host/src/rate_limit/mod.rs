@@ -86,11 +86,12 @@ pub struct Limiter {
     buckets: Mutex<BTreeMap<String, Arc<Bucket>>>,
     /// How long an in-flight slot stays claimed if its process dies.
     lease: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Limiter {
-    pub fn new(ledger: Arc<dyn LedgerStore>, lease: Duration) -> Limiter {
-        Limiter { ledger, buckets: Mutex::default(), lease }
+    pub fn new(ledger: Arc<dyn LedgerStore>, lease: Duration, metrics: Arc<crate::metrics::Metrics>) -> Limiter {
+        Limiter { ledger, buckets: Mutex::default(), lease, metrics }
     }
 
     /// The bucket for `credential` and `policy`. The first caller's windows
@@ -143,6 +144,7 @@ impl Limiter {
                 ledger::Taken::Granted { ticket } => {
                     if let Some(w) = waited.as_mut() {
                         w.ms = started.elapsed().as_millis() as u64;
+                        self.metrics.rate_waited(connector, w.ms);
                     }
                     return Ok(Permit { ticket, credential: credential.to_string(), specs, waited });
                 }
@@ -155,6 +157,9 @@ impl Limiter {
                         tracing::info!(connector, wait_ms = wait.as_millis() as u64, why = %describe(&why), "waiting for rate budget");
                         waited = Some(Waited { ms: 0, why });
                     }
+                    // Counted while asleep, also when the caller gives up
+                    // and drops this future mid-wait.
+                    let _waiting = WaitingNow::new(&self.metrics, connector);
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -231,6 +236,25 @@ impl Limiter {
     }
 }
 
+/// One call counted in `spoke_rate_waiting_calls` while it lives.
+struct WaitingNow<'a> {
+    metrics: &'a crate::metrics::Metrics,
+    connector: &'a str,
+}
+
+impl<'a> WaitingNow<'a> {
+    fn new(metrics: &'a crate::metrics::Metrics, connector: &'a str) -> Self {
+        metrics.rate_waiting(connector, true);
+        WaitingNow { metrics, connector }
+    }
+}
+
+impl Drop for WaitingNow<'_> {
+    fn drop(&mut self) {
+        self.metrics.rate_waiting(self.connector, false);
+    }
+}
+
 tokio::task_local! {
     /// Waits of the calls made inside [`recording_waits`], for run records.
     static WAITS: std::cell::RefCell<Vec<String>>;
@@ -290,7 +314,7 @@ mod tests {
     use crate::manifest::RateHeader;
 
     fn limiter() -> Limiter {
-        Limiter::new(Arc::new(MemoryLedger::default()), Duration::from_secs(30))
+        Limiter::new(Arc::new(MemoryLedger::default()), Duration::from_secs(30), Default::default())
     }
 
     fn policy(limit: u32, seconds: u32) -> Policy {

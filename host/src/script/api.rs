@@ -82,7 +82,10 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
         }
         (context::memory_held() > max_memory).then(|| Dynamic::from(format!("the script holds more than {} MiB (scripts.max_memory_mib)", max_memory >> 20)))
     });
-    engine.on_print(|text| tracing::info!(target: "spoke::script", script = %context::script_name(), "{text}"));
+    engine.on_print(|text| {
+        context::record_log(tracing::Level::INFO, text);
+        tracing::info!(target: "spoke::script", script = %context::script_name(), "{text}")
+    });
     engine.on_debug(|text, _, pos| tracing::debug!(target: "spoke::script", script = %context::script_name(), line = pos.line().unwrap_or(0), "{text}"));
 
     // Connectors: `wics::create_order(#{...})`.
@@ -348,14 +351,16 @@ fn state_listed(store: &dyn crate::store::Store, prefix: &str) -> Result<Vec<(St
 fn script_log(budget: &crate::log_budget::LogBudget, level: tracing::Level, message: &str) {
     let script = context::script_name();
     let Some(admitted) = budget.admit(&format!("script:{script}"), message) else { return };
-    let (run, m) = (context::run_id(), admitted.line);
+    let m = admitted.line;
     if let Some(d) = admitted.dropped {
         tracing::warn!(target: "spoke::script", script = %script, dropped_lines = d.lines, dropped_bytes = d.bytes, "log quota: lines and bytes not written since this script's last line");
     }
+    context::record_log(level, &m);
+    // The run's span (script/mod.rs) adds run id, function and flow key.
     match level {
-        tracing::Level::ERROR => tracing::error!(target: "spoke::script", script = %script, run, "{m}"),
-        tracing::Level::WARN => tracing::warn!(target: "spoke::script", script = %script, run, "{m}"),
-        _ => tracing::info!(target: "spoke::script", script = %script, run, "{m}"),
+        tracing::Level::ERROR => tracing::error!(target: "spoke::script", script = %script, "{m}"),
+        tracing::Level::WARN => tracing::warn!(target: "spoke::script", script = %script, "{m}"),
+        _ => tracing::info!(target: "spoke::script", script = %script, "{m}"),
     }
 }
 

@@ -61,10 +61,17 @@ impl LoadCtx {
     }
 }
 
+/// Log lines one run keeps with its record, and the longest kept line.
+const RUN_LOG_LINES: usize = 200;
+const RUN_LOG_LINE_CHARS: usize = 1000;
+
 struct RunCtx {
     script: String,
     run_id: i64,
     steps: Vec<String>,
+    logs: Vec<crate::store::RunLogLine>,
+    /// Lines past `RUN_LOG_LINES`, reported as one last line.
+    logs_dropped: usize,
     /// The running version and its flow functions, for `start_flow`.
     version: i64,
     flows: Vec<String>,
@@ -125,7 +132,7 @@ pub fn with_load<R>(f: impl FnOnce(&mut LoadCtx) -> Result<R, Box<EvalAltResult>
 pub fn begin_run(script: &str, version: i64, flows: Vec<String>, run_id: i64, deadline: Instant) {
     SCRIPT.with(|s| *s.borrow_mut() = script.to_string());
     bound(deadline, "the run exceeded its wall-clock bound (scripts.max_run_secs)".into());
-    RUN.with(|r| *r.borrow_mut() = Some(RunCtx { script: script.into(), run_id, steps: Vec::new(), version, flows }));
+    RUN.with(|r| *r.borrow_mut() = Some(RunCtx { script: script.into(), run_id, steps: Vec::new(), logs: Vec::new(), logs_dropped: 0, version, flows }));
 }
 
 /// The running script, its version and its flow functions.
@@ -133,18 +140,40 @@ pub fn current_flows() -> Option<(String, i64, Vec<String>)> {
     RUN.with(|r| r.borrow().as_ref().map(|c| (c.script.clone(), c.version, c.flows.clone())))
 }
 
-/// End the run; returns the steps it took ("key" or "key (stored)").
-pub fn end_run() -> Vec<String> {
+/// End the run; returns the steps it took ("key" or "key (stored)") and
+/// the lines it logged.
+pub fn end_run() -> (Vec<String>, Vec<crate::store::RunLogLine>) {
     BOUND.with(|b| b.borrow_mut().take());
-    RUN.with(|r| r.borrow_mut().take().map(|c| c.steps).unwrap_or_default())
+    RUN.with(|r| {
+        let Some(mut c) = r.borrow_mut().take() else { return Default::default() };
+        if c.logs_dropped > 0 {
+            let message = format!("… {} more lines not kept with the run (the host's log has them)", c.logs_dropped);
+            c.logs.push(crate::store::RunLogLine { at: crate::store::now_ms(), level: "WARN", message });
+        }
+        (c.steps, c.logs)
+    })
+}
+
+/// A line the current run logged (its script's `log::`/`print`, or a
+/// plugin's log during one of its calls), kept with the run's record.
+pub fn record_log(level: tracing::Level, message: &str) {
+    RUN.with(|r| {
+        if let Some(c) = r.borrow_mut().as_mut() {
+            if c.logs.len() >= RUN_LOG_LINES {
+                c.logs_dropped += 1;
+                return;
+            }
+            let mut kept: String = message.chars().take(RUN_LOG_LINE_CHARS).collect();
+            if kept.len() < message.len() {
+                kept.push('…');
+            }
+            c.logs.push(crate::store::RunLogLine { at: crate::store::now_ms(), level: level.as_str(), message: kept });
+        }
+    });
 }
 
 pub fn run_identity() -> Option<(String, i64)> {
     RUN.with(|r| r.borrow().as_ref().map(|c| (c.script.clone(), c.run_id)))
-}
-
-pub fn run_id() -> i64 {
-    RUN.with(|r| r.borrow().as_ref().map(|c| c.run_id).unwrap_or(0))
 }
 
 pub fn script_name() -> String {

@@ -7,7 +7,7 @@
 //! A script that fails to load leaves the old version running and the error
 //! (file:line) in the log and in `spoke scripts`.
 pub mod api;
-mod context;
+pub(crate) mod context;
 pub mod sandbox;
 pub mod schedule;
 mod syntax;
@@ -185,6 +185,11 @@ impl Scripts {
     }
 
     /// The last load error of a script whose newest file did not load.
+    /// Have the flow runner look for ready flows now (an operator resolved one).
+    pub fn nudge_flows(&self) {
+        self.flows.nudge();
+    }
+
     pub fn error(&self, name: &str) -> Option<String> {
         self.errors.read().unwrap().get(name).cloned()
     }
@@ -239,6 +244,7 @@ impl Scripts {
         match compiled {
             Ok(Ok(script)) => {
                 self.install(Arc::new(script));
+                self.host.metrics().reload("script", true);
                 true
             }
             Ok(Err(e)) => {
@@ -259,6 +265,7 @@ impl Scripts {
     fn load_failed(&self, name: &str, error: String) {
         let keeping = self.current(name).map(|s| format!("; version {} keeps running", s.version)).unwrap_or_default();
         tracing::error!(script = name, "script not loaded: {error}{keeping}");
+        self.host.metrics().reload("script", false);
         let _ = self.host.store().script_error(name, &error, now_ms());
         self.errors.write().unwrap().insert(name.to_string(), error);
     }
@@ -373,7 +380,8 @@ impl Scripts {
         let (function, trigger) = (function.to_string(), trigger.to_string());
         let max = Duration::from_secs_f64(self.limits.max_run_secs);
         let (f, t, n) = (function.clone(), trigger.clone(), script.name.clone());
-        let result = tokio::task::spawn_blocking(move || run_blocking(&engine, &*store, &script, &function, arg, &trigger, max, None).0)
+        let metrics = self.host.metrics().clone();
+        let result = tokio::task::spawn_blocking(move || run_blocking(&engine, &*store, &metrics, &script, &function, arg, &trigger, max, None).0)
             .await
             .unwrap_or_else(|e| Err(RunError { message: format!("the run panicked: {e}"), location: None, transient: false, run_id: 0 }));
         self.host.extensions().run_finished(crate::extend::RunOutcome {
@@ -413,7 +421,8 @@ impl Scripts {
         let engine = self.engine.read().unwrap().clone();
         let max = Duration::from_secs_f64(self.limits.max_run_secs);
         let (function, trigger, input) = (flow.function.clone(), format!("flow:{}:{}", flow.id, flow.key), flow.input.clone());
-        let ran = tokio::task::spawn_blocking(move || run_blocking(&engine, &*store, &script, &function, Some(input), &trigger, max, Some(wake))).await;
+        let metrics = self.host.metrics().clone();
+        let ran = tokio::task::spawn_blocking(move || run_blocking(&engine, &*store, &metrics, &script, &function, Some(input), &trigger, max, Some(wake))).await;
         let (result, wake) = match ran {
             Ok(r) => r,
             Err(e) => return Settle::Retry { at: runner.retry_at(flow.attempts), error: format!("the wake panicked: {e}") },
@@ -541,13 +550,18 @@ type RunResult = Result<(serde_json::Value, i64), RunError>;
 /// One recorded run; with `wake`, the run is a wake of a flow, and the
 /// wake comes back with how it ended.
 #[allow(clippy::too_many_arguments)]
-fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Script, function: &str, arg: Option<serde_json::Value>, trigger: &str, max: Duration, wake: Option<Wake>) -> (RunResult, Option<Wake>) {
+fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, metrics: &crate::metrics::Metrics, script: &Script, function: &str, arg: Option<serde_json::Value>, trigger: &str, max: Duration, wake: Option<Wake>) -> (RunResult, Option<Wake>) {
     let file = script.path.display().to_string();
     let arity = script.ast.iter_functions().find(|f| f.name == function).map(|f| f.params.len());
     let Some(arity) = arity else {
         return (Err(RunError { message: format!("{file} has no function {function:?}"), location: None, transient: false, run_id: 0 }), wake);
     };
     let run_id = store.run_start(&script.name, script.version, function, trigger, now_ms()).unwrap_or(0);
+    let flow_key = wake.as_ref().map(|w| w.flow.key.clone());
+    // Every line logged during the run, on this thread (plugin calls
+    // included), carries the run's id and its flow's key.
+    let span = tracing::info_span!("run", run = run_id, script = %script.name, function, flow = flow_key.as_deref().unwrap_or(""));
+    let _in_run = span.enter();
     context::begin_run(&script.name, script.version, script.flows.iter().map(|f| f.function.clone()).collect(), run_id, Instant::now() + max);
     let in_flow = wake.is_some();
     if let Some(w) = wake {
@@ -563,7 +577,12 @@ fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Scrip
             (_, None) => engine.call_fn_with_options::<Dynamic>(options, &mut scope, &script.ast, function, (Dynamic::UNIT,)),
         }
     });
-    let mut steps = context::end_run();
+    let (mut steps, lines) = context::end_run();
+    let logs = crate::store::RunLogs { lines, flow_key };
+    let finish = |error: Option<(&str, Option<&str>)>, steps: &[String]| {
+        metrics.run(&script.name, if error.is_some() { "failed" } else { "ok" });
+        let _ = store.run_finish(run_id, now_ms(), error, steps, &logs);
+    };
     let mut wake = if in_flow { crate::flow::replay::end() } else { None };
     if let Some(w) = wake.as_mut() {
         steps.append(&mut w.notes);
@@ -574,7 +593,7 @@ fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Scrip
                 Settle::Wait { step, .. } => format!("waits: {step}"),
                 _ => "ended".into(),
             });
-            let _ = store.run_finish(run_id, now_ms(), None, &steps);
+            finish(None, &steps);
             return (Ok((serde_json::Value::Null, run_id)), wake);
         }
     }
@@ -583,11 +602,11 @@ fn run_blocking(engine: &Engine, store: &dyn crate::store::Store, script: &Scrip
     });
     let result = match outcome {
         Ok(v) => {
-            let _ = store.run_finish(run_id, now_ms(), None, &steps);
+            finish(None, &steps);
             Ok((v, run_id))
         }
         Err((message, location, transient)) => {
-            let _ = store.run_finish(run_id, now_ms(), Some((&message, location.as_deref())), &steps);
+            finish(Some((&message, location.as_deref())), &steps);
             tracing::warn!(script = %script.name, function, run = run_id, "run failed at {}: {message}", location.as_deref().unwrap_or("?"));
             Err(RunError { message, location, transient, run_id })
         }

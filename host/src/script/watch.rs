@@ -48,7 +48,11 @@ impl Scripts {
                         let scripts = scripts.clone();
                         tokio::spawn(async move { scripts.reload(&path).await });
                     } else if path.extension().is_some_and(|e| e == "wasm") && path.exists() {
-                        match scripts.host.reload_plugin(&path).await {
+                        let swapped = scripts.host.reload_plugin(&path).await;
+                        if !matches!(&swapped, Ok(s) if s.is_empty()) {
+                            scripts.host.metrics().reload("plugin", swapped.is_ok());
+                        }
+                        match swapped {
                             Ok(swapped) if !swapped.is_empty() => {
                                 scripts.refresh_engine();
                                 tracing::info!(connectors = %swapped.join(", "), "plugin {} replaced without restart", path.display());

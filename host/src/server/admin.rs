@@ -1,11 +1,14 @@
 //! The admin surface: script triggers (`POST /scripts/{name}/{fn}`, only
-//! functions the script `expose`s) and the detailed health. Every request
-//! passes the [`Gate`] first:
+//! functions the script `expose`s), the detailed health, Prometheus
+//! `/metrics`, the status page (`/ui`, `status.rs`) and its JSON API
+//! (`/api/...`, `api.rs`). Every request passes the [`Gate`] first:
 //! - `Host` must name this listener (or a configured name): a DNS-rebinding
 //!   page reaches the port under its own host name and is refused;
 //! - an `Origin`, when a browser sends one, must be that same host: no
 //!   cross-site request runs anything (the token would stop it too);
-//! - `Authorization: Bearer <admin.token>`, compared in constant time.
+//! - `Authorization: Bearer <admin.token>`, compared in constant time. The
+//!   one exception is the status page's shell (`GET /ui`): static HTML with
+//!   no data in it, which asks for the token and sends it on every API call.
 use crate::config::Secret;
 use crate::script::Scripts;
 use crate::Host;
@@ -42,7 +45,7 @@ impl Gate {
         self.hosts.iter().any(|h| h == &host.to_ascii_lowercase())
     }
 
-    fn check(&self, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+    fn check(&self, headers: &HeaderMap, needs_token: bool) -> Result<(), (StatusCode, String)> {
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !self.host_allowed(host) {
             return Err((StatusCode::FORBIDDEN, format!("Host {host:?} is not this admin surface; add it to admin.allowed_hosts if a proxy forwards it")));
@@ -54,6 +57,9 @@ impl Gate {
                 return Err((StatusCode::FORBIDDEN, format!("cross-origin requests are refused (Origin {origin:?})")));
             }
         }
+        if !needs_token {
+            return Ok(());
+        }
         let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
         let expected = self.token.expose().as_bytes();
         if given.len() != expected.len() || !bool::from(given.as_bytes().ct_eq(expected)) {
@@ -64,7 +70,8 @@ impl Gate {
 }
 
 async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
-    match gate.check(request.headers()) {
+    let shell = request.method() == axum::http::Method::GET && super::status::is_shell(request.uri().path());
+    match gate.check(request.headers(), !shell) {
         Ok(()) => next.run(request).await,
         Err((status, message)) => {
             tracing::warn!(status = status.as_u16(), path = %request.uri().path(), "admin request refused: {message}");
@@ -81,9 +88,21 @@ async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Re
 pub fn router(host: Arc<Host>, scripts: Arc<Scripts>, gate: Gate) -> Router {
     Router::new()
         .route("/scripts/{name}/{function}", post(run_script))
-        .with_state(scripts)
-        .merge(Router::new().route("/health", get(health)).with_state(host))
+        .with_state(scripts.clone())
+        .merge(Router::new().route("/health", get(health)).route("/metrics", get(metrics)).with_state(host.clone()))
+        .merge(super::api::router(super::api::Api { host, scripts }))
+        .merge(super::status::router())
         .layer(middleware::from_fn_with_state(Arc::new(gate), self::gate))
+}
+
+/// Prometheus text format. What the store and the ledger know is read now.
+async fn metrics(State(host): State<Arc<Host>>) -> Response {
+    match host.snapshot().await {
+        Ok(snapshot) => host.metrics().set_snapshot(&snapshot),
+        // Counters are still worth scraping; the gauges keep their last values.
+        Err(e) => tracing::warn!("metrics: reading the store for gauges failed: {e:#}"),
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], host.metrics().encode()).into_response()
 }
 
 async fn health(State(host): State<Arc<Host>>) -> Json<serde_json::Value> {

@@ -8,7 +8,9 @@
 //!
 //! Both are served with the connection limits of `limits.rs`.
 pub mod admin;
+pub mod api;
 pub mod limits;
+pub mod status;
 
 use crate::Host;
 use axum::{routing::get, Json, Router};

@@ -242,6 +242,33 @@ pub struct RunRecord {
     pub error: Option<String>,
     pub location: Option<String>,
     pub steps: serde_json::Value,
+    /// The run's own log lines: `{at, level, message}`.
+    pub logs: serde_json::Value,
+    /// The flow this run was a wake of.
+    pub flow_key: Option<String>,
+}
+
+/// One line of a run's own log.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunLogLine {
+    pub at: i64,
+    pub level: &'static str,
+    pub message: String,
+}
+
+/// What a run logged, kept with its record (bounded by the caller).
+#[derive(Debug, Clone, Default)]
+pub struct RunLogs {
+    pub lines: Vec<RunLogLine>,
+    pub flow_key: Option<String>,
+}
+
+/// Dispatches by status (pending, delivered, dead) and events not yet
+/// routed (unrouted), with when the oldest one still waiting arrived.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Backlog {
+    pub counts: Vec<(String, i64)>,
+    pub oldest_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -311,7 +338,9 @@ pub trait Store: crate::rate_limit::LedgerStore + crate::flow::FlowStore + Send 
     /// Mark runs left running by a process that is gone (`alive(pid)` is
     /// false) as interrupted. Returns how many.
     fn interrupt_orphan_runs(&self, now: i64, alive: &dyn Fn(i64) -> bool) -> Result<usize>;
-    fn run_finish(&self, id: i64, now: i64, error: Option<(&str, Option<&str>)>, steps: &[String]) -> Result<()>;
+    fn run_finish(&self, id: i64, now: i64, error: Option<(&str, Option<&str>)>, steps: &[String], logs: &RunLogs) -> Result<()>;
+    /// The delivery backlog now (`spoke_events`, the status page).
+    fn backlog(&self, now: i64) -> Result<Backlog>;
     fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
     fn run(&self, id: i64) -> Result<Option<RunRecord>>;
     fn step_get(&self, script: &str, key: &str) -> Result<Option<String>>;

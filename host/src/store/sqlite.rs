@@ -16,6 +16,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_retention_routing_quotas", include_str!("../../migrations/sqlite/0006_retention_routing_quotas.sql")),
     ("0007_script_hash", include_str!("../../migrations/sqlite/0007_script_hash.sql")),
     ("0008_flows", include_str!("../../migrations/sqlite/0008_flows.sql")),
+    ("0009_run_logs", include_str!("../../migrations/sqlite/0009_run_logs.sql")),
 ];
 
 /// Rows deleted per statement while pruning, so a large backlog never
@@ -141,7 +142,7 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
-const RUN_COLUMNS: &str = "id, script, version, function, trigger, started_at, ended_at, outcome, error, location, steps";
+const RUN_COLUMNS: &str = "id, script, version, function, trigger, started_at, ended_at, outcome, error, location, steps, logs, flow_key";
 
 fn run_record(r: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
     let steps: String = r.get(10)?;
@@ -157,6 +158,8 @@ fn run_record(r: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
         error: r.get(8)?,
         location: r.get(9)?,
         steps: serde_json::from_str(&steps).unwrap_or_default(),
+        logs: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+        flow_key: r.get(12)?,
     })
 }
 
@@ -577,16 +580,38 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    fn run_finish(&self, id: i64, now: i64, error: Option<(&str, Option<&str>)>, steps: &[String]) -> Result<()> {
+    fn run_finish(&self, id: i64, now: i64, error: Option<(&str, Option<&str>)>, steps: &[String], logs: &RunLogs) -> Result<()> {
         let (outcome, message, location) = match error {
             None => ("ok", None, None),
             Some((m, l)) => ("error", Some(m), l),
         };
         self.conn().execute(
-            "UPDATE runs SET ended_at = ?2, outcome = ?3, error = ?4, location = ?5, steps = ?6 WHERE id = ?1",
-            params![id, now, outcome, message, location, serde_json::to_string(steps)?],
+            "UPDATE runs SET ended_at = ?2, outcome = ?3, error = ?4, location = ?5, steps = ?6, logs = ?7, flow_key = ?8 WHERE id = ?1",
+            params![id, now, outcome, message, location, serde_json::to_string(steps)?, serde_json::to_string(&logs.lines)?, logs.flow_key],
         )?;
         Ok(())
+    }
+
+    fn backlog(&self, _now: i64) -> Result<Backlog> {
+        let conn = self.conn();
+        let mut counts: Vec<(String, i64)> = ["pending", "delivered", "dead"].iter().map(|s| (s.to_string(), 0)).collect();
+        let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM dispatches GROUP BY status")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (status, n) = row?;
+            match counts.iter_mut().find(|(s, _)| *s == status) {
+                Some(c) => c.1 = n,
+                None => counts.push((status, n)),
+            }
+        }
+        let (unrouted, oldest_unrouted): (i64, Option<i64>) = conn.query_row("SELECT COUNT(*), MIN(received_at) FROM events WHERE routed = 0", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        counts.push(("unrouted".into(), unrouted));
+        let oldest_pending: Option<i64> = conn.query_row(
+            "SELECT MIN(e.received_at) FROM dispatches d JOIN events e ON e.seq = d.event_seq WHERE d.status = 'pending'",
+            [],
+            |r| r.get(0),
+        )?;
+        let oldest_ms = [oldest_unrouted, oldest_pending].into_iter().flatten().min();
+        Ok(Backlog { counts, oldest_ms })
     }
 
     fn runs(&self, f: &RunFilter) -> Result<Vec<RunRecord>> {
@@ -792,7 +817,7 @@ mod tests {
         s.step_put("x", "k", "1", run, 1000).unwrap();
         let running = s.run_start("x", 1, "f", "manual", 1000).unwrap();
         s.step_put("x", "k2", "1", running, 1000).unwrap();
-        s.run_finish(run, 1500, None, &[]).unwrap();
+        s.run_finish(run, 1500, None, &[], &Default::default()).unwrap();
         s.record_refusals(&[refused("wics", 10)], 100).unwrap();
         let day = Retention::ms(1.0);
         let r = Retention { deliveries_days: 1.0, refusals_days: 1.0, events_days: 1.0, runs_days: 1.0, steps_days: 3.0, ..Retention::default() };
@@ -923,9 +948,9 @@ mod tests {
     fn runs_filter_by_function_and_outcome() {
         let s = SqliteStore::open_in_memory().unwrap();
         let ok = s.run_start("x", 1, "f", "manual", 1).unwrap();
-        s.run_finish(ok, 2, None, &[]).unwrap();
+        s.run_finish(ok, 2, None, &[], &Default::default()).unwrap();
         let failed = s.run_start("x", 1, "g", "manual", 1).unwrap();
-        s.run_finish(failed, 2, Some(("boom", None)), &[]).unwrap();
+        s.run_finish(failed, 2, Some(("boom", None)), &[], &Default::default()).unwrap();
         let running = s.run_start("x", 1, "f", "manual", 1).unwrap();
         let ids = |f: RunFilter| s.runs(&f).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
         assert_eq!(ids(RunFilter::default()), [running, failed, ok]);

@@ -104,6 +104,9 @@ async fn handle(State(ing): State<Arc<Ingress>>, connector: String, path: String
     let mut record = DeliveryRecord { connector: connector.clone(), received_at: now_ms(), headers: redact(&headers), body: Vec::new() };
     let refuse = |record: DeliveryRecord, status: StatusCode, reason: String, known: bool| {
         tracing::warn!(connector = %record.connector, status = status.as_u16(), "webhook refused: {reason}");
+        // An unknown name is the sender's text: not a label.
+        let label = if known { record.connector.as_str() } else { "(unknown)" };
+        ing.host.metrics().webhook(label, crate::metrics::WebhookResult::Refused);
         ing.host.refusals().record(record, status.as_u16(), &reason, known);
         answer(status, serde_json::json!({ "error": reason }))
     };
@@ -154,6 +157,7 @@ async fn handle(State(ing): State<Arc<Ingress>>, connector: String, path: String
             if c.new_events > 0 {
                 ing.dispatcher.notify();
             }
+            ing.host.metrics().webhook(&connector, crate::metrics::WebhookResult::Accepted { new: c.new_events, duplicates: c.duplicates });
             answer(StatusCode::OK, serde_json::json!({ "accepted": c.new_events, "duplicates": c.duplicates, "delivery": c.delivery_id }))
         }
         Err(e) => {
