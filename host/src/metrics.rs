@@ -97,8 +97,8 @@ pub struct Metrics {
     rate_remaining: Family<BucketLabels, Gauge>,
     rate_pause_seconds: Family<BucketLabels, FloatGauge>,
     rate_waiting: Family<ConnectorLabels, Gauge>,
-    rate_waits: Family<ConnectorLabels, Counter>,
-    rate_wait_seconds: Family<ConnectorLabels, Counter<f64, AtomicU64>>,
+    rate_waits: Family<BucketLabels, Counter>,
+    rate_wait_seconds: Family<BucketLabels, Counter<f64, AtomicU64>>,
     vendor_429: Family<BucketLabels, Counter>,
     webhooks: Family<WebhookLabels, Counter>,
     webhook_events: Family<WebhookLabels, Counter>,
@@ -154,7 +154,7 @@ impl Metrics {
         registry.register("rate_budget_remaining", "Requests a bucket admits now (every process on the store counted)", m.rate_remaining.clone());
         registry.register("rate_pause_seconds", "Seconds until a bucket admits the next request (a vendor pause or a spent window)", m.rate_pause_seconds.clone());
         registry.register("rate_waiting_calls", "Calls waiting for rate budget right now", m.rate_waiting.clone());
-        registry.register("rate_waits", "Calls that had to wait for rate budget", m.rate_waits.clone());
+        registry.register("rate_waits", "Calls that had to wait for rate budget, by the bucket that held them (\"(paused)\": a vendor pause)", m.rate_waits.clone());
         registry.register("rate_wait_seconds", "Time calls spent waiting for rate budget", m.rate_wait_seconds.clone());
         registry.register("vendor_429", "429 answers from a vendor, counted against every bucket the refused request drew from", m.vendor_429.clone());
         registry.register("webhooks", "Webhook requests by connector and result (accepted, refused)", m.webhooks.clone());
@@ -205,9 +205,11 @@ impl Metrics {
         self.rate_waiting.get_or_create(&ConnectorLabels { connector: connector.into() }).get()
     }
 
-    /// A wait for rate budget that ended in a grant.
-    pub fn rate_waited(&self, connector: &str, ms: u64) {
-        let labels = ConnectorLabels { connector: connector.into() };
+    /// A wait for rate budget that ended in a grant; `bucket` is the policy
+    /// that held it first, or `(paused)` for a vendor's pause of the whole
+    /// credential.
+    pub fn rate_waited(&self, connector: &str, bucket: &str, ms: u64) {
+        let labels = BucketLabels { connector: connector.into(), bucket: bucket.into() };
         self.rate_waits.get_or_create(&labels).inc();
         self.rate_wait_seconds.get_or_create(&labels).inc_by(ms as f64 / 1000.0);
     }

@@ -92,7 +92,7 @@ async fn metrics_show_every_family_and_move_with_the_work() {
     assert!(moved("spoke_plugin_calls_total", &[("connector", "probe"), ("operation", "http"), ("outcome", "ok")]) >= 1.0);
     assert!(moved("spoke_plugin_call_duration_seconds_count", &[("operation", "http")]) >= 1.0);
     assert_eq!(moved("spoke_vendor_429_total", &[("connector", "probe"), ("bucket", "general")]), 1.0, "{after}");
-    assert_eq!(moved("spoke_rate_waits_total", &[("connector", "probe")]), 1.0, "the call waited out the 429's pause");
+    assert_eq!(moved("spoke_rate_waits_total", &[("connector", "probe"), ("bucket", "(paused)")]), 1.0, "the call waited out the 429's pause: {after}");
     assert!(moved("spoke_rate_wait_seconds_total", &[("connector", "probe")]) > 0.5);
     assert_eq!(sample(&after, "spoke_rate_waiting_calls", &[("connector", "probe")]), 0.0);
     assert!(sample(&after, "spoke_rate_budget_remaining", &[("connector", "probe"), ("bucket", "general")]) > 0.0);

@@ -80,6 +80,14 @@ pub fn describe(why: &Blocked) -> String {
     }
 }
 
+/// The policy a wait was for, as a metrics label.
+fn holding_bucket(why: &Blocked) -> String {
+    match why {
+        Blocked::Paused { .. } => "(paused)".into(),
+        Blocked::Window { bucket, .. } | Blocked::InFlight { bucket } => bucket.rsplit('/').next().unwrap_or(bucket).to_string(),
+    }
+}
+
 /// Every bucket of a host over one ledger.
 pub struct Limiter {
     ledger: Arc<dyn LedgerStore>,
@@ -144,7 +152,7 @@ impl Limiter {
                 ledger::Taken::Granted { ticket } => {
                     if let Some(w) = waited.as_mut() {
                         w.ms = started.elapsed().as_millis() as u64;
-                        self.metrics.rate_waited(connector, w.ms);
+                        self.metrics.rate_waited(connector, &holding_bucket(&w.why), w.ms);
                     }
                     return Ok(Permit { ticket, credential: credential.to_string(), specs, waited });
                 }
