@@ -228,11 +228,14 @@ pub struct Dispatch {
     /// deleted, emptied or rewritten without a trigger) to come back before
     /// they are routed to the subscribers present.
     pub absent_hold_secs: f64,
+    /// Lanes (subscriber, connector, topic, subject) delivered at once:
+    /// events about different subjects run in parallel up to this many.
+    pub concurrency: u32,
 }
 
 impl Default for Dispatch {
     fn default() -> Self {
-        Dispatch { max_attempts: 8, first_backoff_secs: 1.0, max_backoff_secs: 300.0, absent_hold_secs: 60.0 }
+        Dispatch { max_attempts: 8, first_backoff_secs: 1.0, max_backoff_secs: 300.0, absent_hold_secs: 60.0, concurrency: 32 }
     }
 }
 
@@ -454,6 +457,9 @@ impl Config {
                 AdminConfig { listen: a.listen.unwrap_or_else(|| "127.0.0.1:8081".into()), token, allowed_hosts: a.allowed_hosts }
             }
         };
+        if raw.dispatch.concurrency < 1 {
+            return Err(err("dispatch.concurrency".into(), "must be at least 1".into()));
+        }
         if raw.dispatch.max_attempts < 1 {
             return Err(err("dispatch.max_attempts".into(), "must be at least 1".into()));
         }

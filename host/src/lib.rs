@@ -120,6 +120,7 @@ impl Host {
             },
             std::time::Duration::from_secs_f64(d.absent_hold_secs),
             config.retention.clone(),
+            d.concurrency as usize,
             shared.metrics.clone(),
         );
         for (name, sub) in &config.subscribers {

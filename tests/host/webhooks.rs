@@ -133,3 +133,67 @@ async fn failing_subscriber_is_retried_then_dead_lettered_then_replayed() {
     assert_eq!(broken.delivered().len(), 1);
     assert_eq!(flaky.delivered().len(), 1, "replaying dead letters does not redeliver to the healthy subscriber");
 }
+
+/// Holds deliveries of subject `held` until released; records the order
+/// per subject and the most deliveries in progress at once.
+struct Lanes {
+    held: String,
+    release: tokio::sync::Semaphore,
+    running: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    got: std::sync::Mutex<Vec<(String, i64)>>,
+}
+
+impl spoke::dispatch::Subscriber for Lanes {
+    fn name(&self) -> &str {
+        "lanes"
+    }
+    fn wants(&self, _: &str, topic: &str) -> bool {
+        topic == "PING"
+    }
+    fn deliver<'a>(&'a self, _: &'a str, event: &'a spoke::Event) -> futures::future::BoxFuture<'a, Result<(), spoke::dispatch::Failure>> {
+        Box::pin(async move {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            let subject = event.subject.clone().unwrap_or_default();
+            if subject == self.held {
+                self.release.acquire().await.unwrap().forget();
+            } else {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            self.got.lock().unwrap().push((subject, event.payload["n"].as_i64().unwrap()));
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+}
+
+/// Events about different subjects do not wait for each other; events about
+/// one subject keep their order; at most `dispatch.concurrency` at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subjects_are_delivered_in_parallel_and_each_in_order() {
+    let h = TestHost::start(&config("[dispatch]\nconcurrency = 4\n")).await.unwrap();
+    let lanes = Arc::new(Lanes { held: "A".into(), release: tokio::sync::Semaphore::new(0), running: 0.into(), most: 0.into(), got: Default::default() });
+    h.host.dispatcher().subscribe(lanes.clone());
+    let served = h.serve().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/hooks/probe", served.url);
+    // A1 first: it is held, and everything not about A must go past it.
+    for n in 1..=3 {
+        for subject in ["A", "B", "C", "D", "E", "F", "G", "H"] {
+            let body = serde_json::to_vec(&json!({ "id": subject, "n": n })).unwrap();
+            assert_eq!(post(&client, &url, &body, &sign("hook-secret", &body)).await, 200);
+        }
+    }
+    let got = |l: &Lanes| l.got.lock().unwrap().clone();
+    assert!(eventually(20, || got(&lanes).len() == 21).await, "every event not about A is delivered while A1 is held: {:?}", got(&lanes));
+    assert!(got(&lanes).iter().all(|(s, _)| s != "A"), "A2 and A3 wait behind A1");
+    lanes.release.add_permits(3);
+    assert!(eventually(20, || got(&lanes).len() == 24).await, "{:?}", got(&lanes));
+    for subject in ["A", "B", "C", "D", "E", "F", "G", "H"] {
+        let order: Vec<i64> = got(&lanes).iter().filter(|(s, _)| s == subject).map(|(_, n)| *n).collect();
+        assert_eq!(order, vec![1, 2, 3], "subject {subject} in order");
+    }
+    let most = lanes.most.load(Ordering::SeqCst);
+    assert!((2..=4).contains(&most), "parallel, within dispatch.concurrency = 4: {most} at once");
+}

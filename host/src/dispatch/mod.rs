@@ -3,9 +3,12 @@
 //! Events are matched to subscribers when dispatched, not when received
 //! (`route.rs`), so a subscriber that is reloading, briefly missing or
 //! added later still gets what it subscribes to.
-//! Each (subscriber, connector, topic) is a lane delivered in event order;
-//! a failed attempt is retried with exponential backoff and holds its lane
-//! until it succeeds or is dead-lettered after `max_attempts`. All state is
+//! Each (subscriber, connector, topic, subject) is a lane delivered in event
+//! order ([`crate::store::Lane`]); lanes run in parallel, at most
+//! `dispatch.concurrency` at once. A failed attempt is retried with
+//! exponential backoff and holds its lane (only events about the same
+//! subject wait behind it) until it succeeds or is dead-lettered after
+//! `max_attempts`. All state is
 //! in the store, so a restart resumes where it stopped, and `spoke events
 //! replay` (another process) is picked up by polling.
 mod forward;
@@ -86,6 +89,8 @@ pub struct Dispatcher {
     retention: crate::config::Retention,
     wake: Notify,
     pub policy: RetryPolicy,
+    /// Lanes delivered at once.
+    concurrency: usize,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -97,8 +102,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 impl Dispatcher {
     /// `hold`: how long events wait for a subscription that vanished;
     /// `retention`: what the periodic prune keeps.
-    pub fn new(store: Arc<dyn Store>, policy: RetryPolicy, hold: Duration, retention: crate::config::Retention, metrics: Arc<crate::metrics::Metrics>) -> Arc<Dispatcher> {
-        Arc::new(Dispatcher { store, subscribers: RwLock::new(Vec::new()), absent: Default::default(), hold, retention, wake: Notify::new(), policy, metrics })
+    pub fn new(store: Arc<dyn Store>, policy: RetryPolicy, hold: Duration, retention: crate::config::Retention, concurrency: usize, metrics: Arc<crate::metrics::Metrics>) -> Arc<Dispatcher> {
+        let concurrency = concurrency.max(1);
+        Arc::new(Dispatcher { store, subscribers: RwLock::new(Vec::new()), absent: Default::default(), hold, retention, wake: Notify::new(), policy, concurrency, metrics })
     }
 
     /// Add (or replace, by name) a subscriber.
@@ -152,7 +158,7 @@ impl Dispatcher {
     /// Deliver until `stop` resolves.
     pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
-        let in_flight: Arc<std::sync::Mutex<HashSet<(String, String, String)>>> = Default::default();
+        let in_flight: Arc<std::sync::Mutex<HashSet<crate::store::Lane>>> = Default::default();
         let mut pruned_at: Option<std::time::Instant> = None;
         loop {
             if pruned_at.is_none_or(|t| t.elapsed() > PRUNE_EVERY) {
@@ -175,7 +181,11 @@ impl Dispatcher {
                 }
             };
             for item in due {
-                let lane = (item.subscriber.clone(), item.connector.clone(), item.event.topic.clone());
+                // Oldest heads first; the rest wait for a lane to finish.
+                if lanes.len() >= self.concurrency {
+                    break;
+                }
+                let lane = item.lane();
                 if !lanes.insert(lane.clone()) {
                     continue;
                 }
@@ -190,7 +200,7 @@ impl Dispatcher {
                         if !this.attempt(item).await {
                             break;
                         }
-                        match this.store.lane_next(&lane.0, &lane.1, &lane.2, seq, now_ms()) {
+                        match this.store.lane_next(&lane, seq, now_ms()) {
                             Ok(Some(next)) => item = next,
                             _ => break,
                         }

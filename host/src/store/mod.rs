@@ -50,6 +50,7 @@ pub struct Unrouted {
     pub connector: String,
     pub topic: String,
     pub received_at: i64,
+    pub subject: Option<String>,
 }
 
 /// Rows dropped by one [`Store::prune`], per table.
@@ -101,8 +102,19 @@ pub struct Committed {
     pub duplicates: usize,
 }
 
-/// One dispatch that is due: the head of its lane (subscriber, connector,
-/// topic), so lanes are delivered in order.
+/// What is delivered in order: one subscriber's events of one topic about
+/// one subject (`""` for events without a subject). Different lanes are
+/// delivered in parallel, up to `dispatch.concurrency`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Lane {
+    pub subscriber: String,
+    pub connector: String,
+    pub topic: String,
+    pub subject: String,
+}
+
+/// One dispatch that is due: the head of its [`Lane`], so lanes are
+/// delivered in order.
 #[derive(Debug, Clone)]
 pub struct Due {
     pub seq: i64,
@@ -110,6 +122,12 @@ pub struct Due {
     pub attempts: u32,
     pub event: Event,
     pub connector: String,
+}
+
+impl Due {
+    pub fn lane(&self) -> Lane {
+        Lane { subscriber: self.subscriber.clone(), connector: self.connector.clone(), topic: self.event.topic.clone(), subject: self.event.subject.clone().unwrap_or_default() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -316,7 +334,7 @@ pub trait Store: crate::rate_limit::LedgerStore + crate::flow::FlowStore + Send 
     fn due(&self, now: i64, limit: usize) -> Result<Vec<Due>>;
     /// The next pending dispatch of a lane after `after_seq`, if it is due:
     /// a lane worker keeps going without searching every lane again.
-    fn lane_next(&self, subscriber: &str, connector: &str, topic: &str, after_seq: i64, now: i64) -> Result<Option<Due>>;
+    fn lane_next(&self, lane: &Lane, after_seq: i64, now: i64) -> Result<Option<Due>>;
     /// When the earliest pending dispatch is due, if any.
     fn next_due_at(&self) -> Result<Option<i64>>;
     fn mark_delivered(&self, seq: i64, subscriber: &str, now: i64) -> Result<()>;

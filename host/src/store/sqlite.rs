@@ -17,6 +17,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_script_hash", include_str!("../../migrations/sqlite/0007_script_hash.sql")),
     ("0008_flows", include_str!("../../migrations/sqlite/0008_flows.sql")),
     ("0009_run_logs", include_str!("../../migrations/sqlite/0009_run_logs.sql")),
+    ("0010_subject_lanes", include_str!("../../migrations/sqlite/0010_subject_lanes.sql")),
 ];
 
 /// Rows deleted per statement while pruning, so a large backlog never
@@ -285,8 +286,10 @@ impl Store for SqliteStore {
 
     fn unrouted(&self, after_seq: i64, limit: usize) -> Result<Vec<Unrouted>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT seq, connector, topic, received_at FROM events WHERE routed = 0 AND seq > ?1 ORDER BY seq LIMIT ?2")?;
-        let rows = stmt.query_map(params![after_seq, limit as i64], |r| Ok(Unrouted { seq: r.get(0)?, connector: r.get(1)?, topic: r.get(2)?, received_at: r.get(3)? }))?;
+        let mut stmt = conn.prepare_cached("SELECT seq, connector, topic, received_at, subject FROM events WHERE routed = 0 AND seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(params![after_seq, limit as i64], |r| {
+            Ok(Unrouted { seq: r.get(0)?, connector: r.get(1)?, topic: r.get(2)?, received_at: r.get(3)?, subject: r.get(4)? })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -298,12 +301,12 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut ins = tx.prepare_cached(
-                "INSERT OR IGNORE INTO dispatches (event_seq, subscriber, status, attempts, next_at, updated_at, connector, topic) VALUES (?1, ?2, 'pending', 0, ?3, ?3, ?4, ?5)",
+                "INSERT OR IGNORE INTO dispatches (event_seq, subscriber, status, attempts, next_at, updated_at, connector, topic, subject) VALUES (?1, ?2, 'pending', 0, ?3, ?3, ?4, ?5, ?6)",
             )?;
             let mut done = tx.prepare_cached("UPDATE events SET routed = 1 WHERE seq = ?1")?;
             for (e, subscribers) in routes {
                 for s in subscribers {
-                    ins.execute(params![e.seq, s, now, e.connector, e.topic])?;
+                    ins.execute(params![e.seq, s, now, e.connector, e.topic, e.subject.as_deref().unwrap_or("")])?;
                 }
                 done.execute([e.seq])?;
             }
@@ -314,13 +317,14 @@ impl Store for SqliteStore {
 
     fn due(&self, now: i64, limit: usize) -> Result<Vec<Due>> {
         let conn = self.conn();
-        // The head of each lane (subscriber, connector, topic): the lowest
-        // pending seq. Only a due head is returned, so a lane waiting on a
-        // retry holds back the events behind it — that is what in-order means.
+        // The head of each lane (subscriber, connector, topic, subject): the
+        // lowest pending seq. Only a due head is returned, so a lane waiting
+        // on a retry holds back the events behind it — that is what in-order
+        // means.
         let mut stmt = conn.prepare_cached(
             "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload
-             FROM (SELECT subscriber, connector, topic, MIN(event_seq) AS head FROM dispatches
-                   WHERE status = 'pending' GROUP BY subscriber, connector, topic) h
+             FROM (SELECT subscriber, connector, topic, subject, MIN(event_seq) AS head FROM dispatches
+                   WHERE status = 'pending' GROUP BY subscriber, connector, topic, subject) h
              JOIN dispatches d ON d.event_seq = h.head AND d.subscriber = h.subscriber
              JOIN events e ON e.seq = d.event_seq
              WHERE d.next_at <= ?1
@@ -330,15 +334,15 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn lane_next(&self, subscriber: &str, connector: &str, topic: &str, after_seq: i64, now: i64) -> Result<Option<Due>> {
+    fn lane_next(&self, lane: &Lane, after_seq: i64, now: i64) -> Result<Option<Due>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload, d.next_at
              FROM dispatches d JOIN events e ON e.seq = d.event_seq
-             WHERE d.status = 'pending' AND d.subscriber = ?1 AND d.connector = ?2 AND d.topic = ?3 AND d.event_seq > ?4
+             WHERE d.status = 'pending' AND d.subscriber = ?1 AND d.connector = ?2 AND d.topic = ?3 AND d.subject = ?4 AND d.event_seq > ?5
              ORDER BY d.event_seq LIMIT 1",
         )?;
-        let row = stmt.query_row(params![subscriber, connector, topic, after_seq], |r| Ok((due_row(r)?, r.get::<_, i64>(9)?))).optional()?;
+        let row = stmt.query_row(params![lane.subscriber, lane.connector, lane.topic, lane.subject, after_seq], |r| Ok((due_row(r)?, r.get::<_, i64>(9)?))).optional()?;
         // The lane's next event waiting on a backoff holds the lane.
         Ok(row.filter(|(_, next_at)| *next_at <= now).map(|(d, _)| d))
     }
