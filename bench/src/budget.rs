@@ -16,7 +16,7 @@ pub const WORKER: &str = "SPOKE_BENCH_RATE_WORKER";
 /// Acquire + finish of one slot, the whole per-request cost of the limiter
 /// when nothing has to wait.
 async fn per_request(ledger: Arc<dyn spoke::rate_limit::LedgerStore>) -> crate::stats::Summary {
-    let limiter = Arc::new(Limiter::new(ledger, Duration::from_secs(30)));
+    let limiter = Arc::new(Limiter::new(ledger, Duration::from_secs(30), Default::default()));
     let policy = Policy { name: "general".into(), windows: vec![Window { limit: 100_000_000, seconds: 60 }], headers: vec![], penalty_ms: vec![] };
     let bucket = limiter.bucket("bench-credential", &policy);
     sample(200, 3_000, || {

@@ -40,15 +40,25 @@ impl Fixture {
     /// A spoke.toml for the probe connector against the loopback vendor,
     /// with limits high enough that the limiter never waits.
     pub fn config(&self, dir: &Path, cache: &Path, extra: &str) -> spoke::Config {
-        let text = format!(
+        spoke::Config::parse(&self.config_text(dir, cache, extra), "bench", dir).expect("bench config")
+    }
+
+    /// [`Fixture::config`] as the text of a spoke.toml (for `spoke run`).
+    pub fn config_text(&self, dir: &Path, cache: &Path, extra: &str) -> String {
+        format!(
             "plugins_dir = {:?}\ncache_dir = {:?}\nstore = {:?}\nscripts_dir = {:?}\n{extra}\n[connectors.probe]\nplugin = \"probe\"\nbase_url = \"{}\"\ncredentials = {{ webhook_secret = \"value:bench-secret\" }}\nrate_limits.general = {{ windows = [{{ limit = 100000000, seconds = 60 }}] }}\n",
             self.plugins.display().to_string(),
             cache.display().to_string(),
             dir.join("spoke.db").display().to_string(),
             dir.join("scripts").display().to_string(),
             self.vendor_url
-        );
-        spoke::Config::parse(&text, "bench", dir).expect("bench config")
+        )
+    }
+
+    /// A binary of this workspace, from the profile this bench was built
+    /// with (`cargo xtask bench` builds release).
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.root.join(if cfg!(debug_assertions) { "target/debug" } else { "target/release" }).join(name)
     }
 
     pub fn cache(&self) -> PathBuf {

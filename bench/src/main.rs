@@ -2,13 +2,15 @@
 //! baseline measured in the same run; prints a table and writes
 //! target/bench/results.json. Nothing here is a test: it measures.
 //!
-//! `BENCH_E2E_SECS` shortens the sustained run (default 60); `BENCH_ONLY`
+//! `BENCH_RATE_SECS` sets how long each open-loop rate is offered (default
+//! 10); `BENCH_E2E_SECS` shortens the closed-loop ingest run (default 60); `BENCH_ONLY`
 //! (a word of a step's name, e.g. `pipeline`) runs one step, for profiling.
 mod budget;
 mod e2e;
 mod fixture;
 mod flood;
 mod micro;
+mod open_loop;
 mod stats;
 mod swap;
 
@@ -71,7 +73,8 @@ async fn main() -> anyhow::Result<()> {
     step!("rate budget under saturation", e2e::rate_budget(&fx));
     step!("rate budget per request", budget::ledger_cost(&fx));
     step!("rate budget across processes", budget::four_processes(&fx));
-    step!("webhook pipeline, sustained", e2e::pipeline(&fx));
+    step!("webhook pipeline, open loop", open_loop::pipeline(&fx));
+    step!("webhook ingest, closed loop", e2e::pipeline(&fx));
     step!("webhook latency during plugin swap", swap::webhook_during_swap(&fx));
     step!("ingest under a refusal flood", flood::refusal_flood(&fx));
     print(&rows);

@@ -191,7 +191,7 @@ pub async fn memory(fx: &Fixture) -> anyhow::Result<Vec<Row>> {
             fx.root.join("target/bench/start-cache").display().to_string()
         ),
     )?;
-    let bin = fx.root.join("target/debug/spoke");
+    let bin = fx.bin("spoke");
     let mut child = std::process::Command::new(&bin).arg("--config").arg(&cfg).arg("run").stderr(std::process::Stdio::piped()).spawn()?;
     let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();

@@ -158,7 +158,8 @@ fn demo(root: &Path, extra: &[String]) -> Result<()> {
 
 fn bench(root: &Path) -> Result<()> {
     plugins(root)?;
-    // The memory figure runs the real binary.
-    run(Command::new("cargo").args(["build", "-p", "spoke-cli", "-p", "spoke-bench"]))?;
-    run(&mut Command::new(root.join("target/debug/spoke-bench")))
+    // Figures are of the release build; the memory figure and the open-loop
+    // pipeline run the real `spoke` binary.
+    run(Command::new("cargo").args(["build", "--release", "-p", "spoke-cli", "-p", "spoke-bench"]))?;
+    run(&mut Command::new(root.join("target/release/spoke-bench")))
 }
