@@ -1,10 +1,10 @@
 //! The SQLite engine of [`Store`]: one file, WAL, `synchronous = NORMAL`
 //! (a commit survives a process crash; WAL makes it cheap).
 use super::*;
+use parking_lot::{FairMutex, FairMutexGuard};
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
-use std::sync::Mutex;
 
 /// The migrations, in order. A new file is appended here, never edited.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -30,12 +30,25 @@ const PRUNE_BATCH: i64 = 5000;
 /// ledger's connection wrote in between (WAL cannot upgrade a stale
 /// snapshot), which answered webhooks 503.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    /// The writer. Fair: a webhook group commit that ends hands the
+    /// connection to whoever waited (dispatch marks, run records) instead of
+    /// taking it straight back under a flood, which starved delivery.
+    conn: FairMutex<Connection>,
     /// The rate ledger's own connection (`None` in memory, where a second
     /// connection would be another database): a call waiting for budget
     /// never queues behind a webhook commit in this process.
-    ledger: Option<Mutex<Connection>>,
+    ledger: Option<FairMutex<Connection>>,
+    /// Read-only connections for what only reads (due work, lists, state
+    /// lookups): under WAL a reader never waits for a writer, so dispatch
+    /// and the CLI are not queued behind a webhook group commit. Empty in
+    /// memory, where reads use the one connection.
+    readers: Vec<FairMutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
 }
+
+/// Read connections per store: dispatch, the flow runner and a few API or
+/// plugin reads at once; more would only add memory.
+const READERS: usize = 3;
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
@@ -47,7 +60,13 @@ impl SqliteStore {
         let ledger = Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
         ledger.pragma_update(None, "synchronous", "NORMAL")?;
         ledger.busy_timeout(std::time::Duration::from_secs(10))?;
-        store.ledger = Some(Mutex::new(ledger));
+        store.ledger = Some(FairMutex::new(ledger));
+        for _ in 0..READERS {
+            let reader = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .with_context(|| format!("opening store {} for reading", path.display()))?;
+            reader.busy_timeout(std::time::Duration::from_secs(5))?;
+            store.readers.push(FairMutex::new(reader));
+        }
         Ok(store)
     }
 
@@ -73,15 +92,29 @@ impl SqliteStore {
                 tx.commit()?;
             }
         }
-        Ok(SqliteStore { conn: Mutex::new(conn), ledger: None })
+        Ok(SqliteStore { conn: FairMutex::new(conn), ledger: None, readers: Vec::new(), next_reader: Default::default() })
     }
 
-    pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    pub(super) fn conn(&self) -> FairMutexGuard<'_, Connection> {
+        self.conn.lock()
     }
 
-    pub(super) fn ledger_conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.ledger.as_ref().unwrap_or(&self.conn).lock().unwrap_or_else(|p| p.into_inner())
+    /// A read-only connection: a free one if any, else the next in turn.
+    pub(super) fn reader(&self) -> FairMutexGuard<'_, Connection> {
+        if self.readers.is_empty() {
+            return self.conn();
+        }
+        for r in &self.readers {
+            if let Some(guard) = r.try_lock() {
+                return guard;
+            }
+        }
+        let i = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.readers.len();
+        self.readers[i].lock()
+    }
+
+    pub(super) fn ledger_conn(&self) -> FairMutexGuard<'_, Connection> {
+        self.ledger.as_ref().unwrap_or(&self.conn).lock()
     }
 }
 
@@ -166,7 +199,7 @@ fn run_record(r: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
 
 impl Store for SqliteStore {
     fn kv_get(&self, connector: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.conn().query_row("SELECT value FROM kv WHERE connector = ?1 AND key = ?2", params![connector, key], |r| r.get(0)).optional()?)
+        Ok(self.reader().query_row("SELECT value FROM kv WHERE connector = ?1 AND key = ?2", params![connector, key], |r| r.get(0)).optional()?)
     }
 
     fn kv_set(&self, connector: &str, key: &str, value: &[u8], quota: KvQuota) -> Result<()> {
@@ -285,7 +318,7 @@ impl Store for SqliteStore {
     }
 
     fn unrouted(&self, after_seq: i64, limit: usize) -> Result<Vec<Unrouted>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached("SELECT seq, connector, topic, received_at, subject FROM events WHERE routed = 0 AND seq > ?1 ORDER BY seq LIMIT ?2")?;
         let rows = stmt.query_map(params![after_seq, limit as i64], |r| {
             Ok(Unrouted { seq: r.get(0)?, connector: r.get(1)?, topic: r.get(2)?, received_at: r.get(3)?, subject: r.get(4)? })
@@ -316,7 +349,7 @@ impl Store for SqliteStore {
     }
 
     fn due(&self, now: i64, limit: usize) -> Result<Vec<Due>> {
-        let conn = self.conn();
+        let conn = self.reader();
         // The head of each lane (subscriber, connector, topic, subject): the
         // lowest pending seq. Only a due head is returned, so a lane waiting
         // on a retry holds back the events behind it — that is what in-order
@@ -335,7 +368,7 @@ impl Store for SqliteStore {
     }
 
     fn lane_next(&self, lane: &Lane, after_seq: i64, now: i64) -> Result<Option<Due>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload, d.next_at
              FROM dispatches d JOIN events e ON e.seq = d.event_seq
@@ -348,7 +381,7 @@ impl Store for SqliteStore {
     }
 
     fn next_due_at(&self) -> Result<Option<i64>> {
-        Ok(self.conn().query_row("SELECT MIN(next_at) FROM dispatches WHERE status = 'pending'", [], |r| r.get(0))?)
+        Ok(self.reader().query_row("SELECT MIN(next_at) FROM dispatches WHERE status = 'pending'", [], |r| r.get(0))?)
     }
 
     fn mark_delivered(&self, seq: i64, subscriber: &str, now: i64) -> Result<()> {
@@ -393,7 +426,7 @@ impl Store for SqliteStore {
     }
 
     fn list_events(&self, f: &EventFilter) -> Result<Vec<EventSummary>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let sql = format!(
             "SELECT * FROM (SELECT e.seq, e.connector, e.topic, e.dedupe_id, e.subject, e.received_at, {STATUS_SQL} AS status FROM events e
               WHERE (?1 IS NULL OR e.connector = ?1) AND (?2 IS NULL OR e.topic = ?2))
@@ -406,7 +439,7 @@ impl Store for SqliteStore {
     }
 
     fn event(&self, seq: i64) -> Result<Option<EventDetail>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let sql = format!("SELECT e.seq, e.connector, e.topic, e.dedupe_id, e.subject, e.received_at, {STATUS_SQL}, e.occurred_at, e.payload, e.delivery_id FROM events e WHERE e.seq = ?1");
         let found = conn
             .query_row(&sql, [seq], |r| {
@@ -434,7 +467,7 @@ impl Store for SqliteStore {
     }
 
     fn refusals(&self, limit: usize) -> Result<Vec<Refusal>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare("SELECT id, connector, received_at, http_status, reason, headers, body FROM deliveries WHERE outcome = 'refused' ORDER BY id DESC LIMIT ?1")?;
         let rows = stmt.query_map([if limit == 0 { 100 } else { limit } as i64], |r| {
             let headers: String = r.get(5)?;
@@ -597,7 +630,7 @@ impl Store for SqliteStore {
     }
 
     fn backlog(&self, _now: i64) -> Result<Backlog> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut counts: Vec<(String, i64)> = ["pending", "delivered", "dead"].iter().map(|s| (s.to_string(), 0)).collect();
         let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM dispatches GROUP BY status")?;
         for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
@@ -619,7 +652,7 @@ impl Store for SqliteStore {
     }
 
     fn runs(&self, f: &RunFilter) -> Result<Vec<RunRecord>> {
-        let conn = self.conn();
+        let conn = self.reader();
         // `IS` matches NULL too: the outcome of a run still running.
         let mut stmt = conn.prepare(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR script = ?1) AND (?2 IS NULL OR function = ?2)
@@ -631,11 +664,11 @@ impl Store for SqliteStore {
     }
 
     fn run(&self, id: i64) -> Result<Option<RunRecord>> {
-        Ok(self.conn().query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"), [id], run_record).optional()?)
+        Ok(self.reader().query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"), [id], run_record).optional()?)
     }
 
     fn step_get(&self, script: &str, key: &str) -> Result<Option<String>> {
-        Ok(self.conn().query_row("SELECT result FROM steps WHERE script = ?1 AND key = ?2", params![script, key], |r| r.get(0)).optional()?)
+        Ok(self.reader().query_row("SELECT result FROM steps WHERE script = ?1 AND key = ?2", params![script, key], |r| r.get(0)).optional()?)
     }
 
     fn step_put(&self, script: &str, key: &str, result: &str, run_id: i64, now: i64) -> Result<()> {
@@ -644,7 +677,7 @@ impl Store for SqliteStore {
     }
 
     fn state_get(&self, script: &str, key: &str) -> Result<Option<String>> {
-        Ok(self.conn().query_row("SELECT value FROM script_state WHERE script = ?1 AND key = ?2", params![script, key], |r| r.get(0)).optional()?)
+        Ok(self.reader().query_row("SELECT value FROM script_state WHERE script = ?1 AND key = ?2", params![script, key], |r| r.get(0)).optional()?)
     }
 
     fn state_set(&self, script: &str, key: &str, value: &str, now: i64) -> Result<()> {
@@ -701,7 +734,7 @@ impl Store for SqliteStore {
     fn state_list(&self, script: &str, prefix: &str, limit: usize) -> Result<Vec<(String, String)>> {
         // A key range, so the primary key index finds them; `prefix_end` is
         // the first text after every key with the prefix.
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached("SELECT key, value FROM script_state WHERE script = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3) ORDER BY key LIMIT ?4")?;
         let rows = stmt.query_map(params![script, prefix, prefix_end(prefix), limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -719,11 +752,11 @@ impl Store for SqliteStore {
     }
 
     fn script_version(&self, name: &str) -> Result<i64> {
-        Ok(self.conn().query_row("SELECT version FROM scripts WHERE name = ?1", [name], |r| r.get(0)).optional()?.unwrap_or(0))
+        Ok(self.reader().query_row("SELECT version FROM scripts WHERE name = ?1", [name], |r| r.get(0)).optional()?.unwrap_or(0))
     }
 
     fn script_hash(&self, name: &str) -> Result<Option<String>> {
-        Ok(self.conn().query_row("SELECT hash FROM scripts WHERE name = ?1", [name], |r| r.get(0)).optional()?.flatten())
+        Ok(self.reader().query_row("SELECT hash FROM scripts WHERE name = ?1", [name], |r| r.get(0)).optional()?.flatten())
     }
 
     fn script_error(&self, name: &str, error: &str, now: i64) -> Result<()> {
@@ -741,7 +774,7 @@ impl Store for SqliteStore {
     }
 
     fn scripts(&self) -> Result<Vec<ScriptStatus>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare("SELECT name, version, loaded_at, triggers, error, error_at, removed_at, trigger_change FROM scripts ORDER BY name")?;
         let rows: Vec<ScriptStatus> = stmt
             .query_map([], |r| {

@@ -83,7 +83,7 @@ impl FlowStore for SqliteStore {
     }
 
     fn flow_next_wake(&self) -> Result<Option<i64>> {
-        let conn = self.conn();
+        let conn = self.reader();
         Ok(conn.query_row(
             "SELECT MIN(CASE WHEN lease_until IS NOT NULL THEN lease_until WHEN status = 'ready' THEN 0 ELSE wake_at END) FROM flows WHERE status IN ('waiting', 'ready')",
             [],
@@ -147,12 +147,12 @@ impl FlowStore for SqliteStore {
     }
 
     fn flow(&self, id: i64) -> Result<Option<FlowRecord>> {
-        let conn = self.conn();
+        let conn = self.reader();
         Ok(conn.query_row(&format!("SELECT {FLOW_COLUMNS} FROM flows WHERE id = ?1"), [id], flow_row).optional()?)
     }
 
     fn flows(&self, filter: &FlowFilter) -> Result<Vec<FlowRecord>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare(&format!(
             "SELECT {FLOW_COLUMNS} FROM flows WHERE (?1 IS NULL OR script = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR key = ?3)
              ORDER BY id DESC LIMIT ?4"
@@ -163,20 +163,20 @@ impl FlowStore for SqliteStore {
     }
 
     fn flow_counts(&self) -> Result<Vec<(String, i64)>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare("SELECT status, COUNT(*) FROM flows GROUP BY status ORDER BY status")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn flow_step(&self, flow_id: i64, ordinal: u32) -> Result<Option<FlowStep>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare_cached(&format!("SELECT {STEP_COLUMNS} FROM flow_steps WHERE flow_id = ?1 AND ordinal = ?2"))?;
         Ok(st.query_row(params![flow_id, ordinal], step_row).optional()?)
     }
 
     fn flow_steps(&self, flow_id: i64) -> Result<Vec<FlowStep>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare(&format!("SELECT {STEP_COLUMNS} FROM flow_steps WHERE flow_id = ?1 ORDER BY ordinal"))?;
         let rows = st.query_map([flow_id], step_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -261,7 +261,7 @@ impl FlowStore for SqliteStore {
     }
 
     fn flow_event_waits(&self, script: &str, connector: &str, topic: &str) -> Result<Vec<EventWait>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare_cached(
             "SELECT s.flow_id, s.ordinal, s.detail FROM flow_steps s JOIN flows f ON f.id = s.flow_id
              WHERE f.script = ?1 AND f.status IN ('waiting', 'ready') AND s.kind = 'wait' AND s.status = 'waiting'
@@ -277,7 +277,7 @@ impl FlowStore for SqliteStore {
     }
 
     fn flow_inbox_open(&self, script: &str, connector: &str, topic: &str, limit: usize) -> Result<Vec<(i64, Value)>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare_cached("SELECT id, event FROM flow_inbox WHERE script = ?1 AND connector = ?2 AND topic = ?3 AND flow_id IS NULL ORDER BY id LIMIT ?4")?;
         let rows = st.query_map(params![script, connector, topic, limit as i64], |r| Ok((r.get(0)?, json(r.get(1)?).unwrap_or(Value::Null))))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -300,7 +300,7 @@ impl FlowStore for SqliteStore {
     }
 
     fn flow_inbox_claimed(&self, flow_id: i64, ordinal: u32) -> Result<Option<Value>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare_cached("SELECT event FROM flow_inbox WHERE flow_id = ?1 AND ordinal = ?2 ORDER BY id LIMIT 1")?;
         Ok(st.query_row(params![flow_id, ordinal], |r| r.get::<_, String>(0)).optional()?.and_then(|t| serde_json::from_str(&t).ok()))
     }
