@@ -76,12 +76,12 @@ pub fn run(name: &str, lang: Lang, dir: Option<PathBuf>, pdk: Option<PathBuf>) -
 }
 
 /// Connector names become the webhook route, config keys and (Rust) a crate
-/// name: keep them to what all three accept.
+/// name: keep them to what spoke.toml accepts for a connector (no '-').
 pub fn check_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !ok || name.len() > 64 {
-        bail!("invalid connector name {name:?}: use a lowercase letter, then lowercase letters, digits, '_' or '-' (at most 64), e.g. \"acme\" or \"acme-eu\"");
+        bail!("invalid connector name {name:?}: use a lowercase letter, then lowercase letters, digits or '_' (at most 64; spoke.toml refuses other connector names), e.g. \"acme\" or \"acme_eu\"");
     }
     Ok(())
 }
@@ -101,7 +101,7 @@ fn replace_once(text: &str, line: &str, with: &str, source: &str) -> Result<Stri
 }
 
 fn env_prefix(name: &str) -> String {
-    name.to_ascii_uppercase().replace('-', "_")
+    name.to_ascii_uppercase()
 }
 
 /// The `spoke.toml` that loads the built plugin from this folder.
@@ -279,9 +279,9 @@ npm test           # app.js in plain Node, the host's imports faked (test/host.m
     Ok(files)
 }
 
-/// `acme-eu` -> `AcmeEu`: the template's struct name for this connector.
+/// `acme_eu` -> `AcmeEu`: the template's struct name for this connector.
 fn camel(name: &str) -> String {
-    name.split(['-', '_']).filter(|p| !p.is_empty()).map(|p| p[..1].to_ascii_uppercase() + &p[1..]).collect()
+    name.split('_').filter(|p| !p.is_empty()).map(|p| p[..1].to_ascii_uppercase() + &p[1..]).collect()
 }
 
 /// The pdk of the repository this `spoke` was built from, when it is still
@@ -293,7 +293,7 @@ fn default_pdk() -> Option<PathBuf> {
 }
 
 fn rust(name: &str, pdk: Option<PathBuf>) -> Result<Files> {
-    let krate = name.replace('-', "_");
+    let krate = name;
     let ty = camel(name);
     // The template's connector is `Acme` named "acme"; it becomes this one.
     let lib = replace_once(RUST_LIB, "name: \"acme\"", &format!("name: \"{name}\""), "examples/plugin-template/src/lib.rs")?;
@@ -398,10 +398,10 @@ mod tests {
 
     #[test]
     fn names_are_checked() {
-        for ok in ["acme", "acme-eu", "a1_b"] {
+        for ok in ["acme", "acme_eu", "a1_b"] {
             check_name(ok).unwrap();
         }
-        for bad in ["", "Acme", "1acme", "acme!", "-a", "a b", "café"] {
+        for bad in ["", "Acme", "1acme", "acme!", "acme-eu", "_a", "a b", "café"] {
             let e = check_name(bad).unwrap_err().to_string();
             assert!(e.contains("invalid connector name"), "{bad}: {e}");
         }
@@ -417,13 +417,13 @@ mod tests {
     #[test]
     fn every_language_gets_its_name_and_refuses_a_used_folder() {
         let tmp = tempfile::tempdir().unwrap();
-        for (lang, file, want) in [(Lang::Python, "app.py", "NAME = \"acme-eu\""), (Lang::Js, "app.js", "const NAME = 'acme-eu';"), (Lang::Rust, "src/lib.rs", "struct AcmeEu;")] {
+        for (lang, file, want) in [(Lang::Python, "app.py", "NAME = \"acme_eu\""), (Lang::Js, "app.js", "const NAME = 'acme_eu';"), (Lang::Rust, "src/lib.rs", "struct AcmeEu;")] {
             let dir = tmp.path().join(format!("{lang:?}"));
-            run("acme-eu", lang, Some(dir.clone()), Some(PathBuf::from("/nowhere/pdk"))).unwrap();
+            run("acme_eu", lang, Some(dir.clone()), Some(PathBuf::from("/nowhere/pdk"))).unwrap();
             let text = std::fs::read_to_string(dir.join(file)).unwrap();
             assert!(text.contains(want), "{lang:?}: {file} lacks {want}");
             assert!(dir.join("spoke.toml").exists() && dir.join("README.md").exists());
-            let e = run("acme-eu", lang, Some(dir.clone()), None).unwrap_err().to_string();
+            let e = run("acme_eu", lang, Some(dir.clone()), None).unwrap_err().to_string();
             assert!(e.contains("not empty"), "{e}");
         }
         assert!(std::fs::read_to_string(tmp.path().join("Python/wit/world.wit")).unwrap().contains("world connector"));

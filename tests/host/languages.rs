@@ -265,7 +265,7 @@ async fn spoke_new_builds_and_loads(lang: &str, name: &str, test_cmd: &str) {
     let config = project.join("spoke.toml");
     let text = std::fs::read_to_string(&config).unwrap().replace("https://api.acme.example", &server.url());
     std::fs::write(&config, text).unwrap();
-    let env = name.to_ascii_uppercase().replace('-', "_");
+    let env = name.to_ascii_uppercase();
     let out = Command::new(spoke_bin())
         .current_dir(&project)
         .args(["call", name, "list_items", r#"{"status": "done"}"#])
@@ -282,12 +282,12 @@ async fn spoke_new_builds_and_loads(lang: &str, name: &str, test_cmd: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spoke_new_python_project_builds_outside_the_repo_and_loads() {
-    spoke_new_builds_and_loads("python", "acme-py", "python3 -m unittest -q").await;
+    spoke_new_builds_and_loads("python", "acme_py", "python3 -m unittest -q").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spoke_new_js_project_builds_outside_the_repo_and_loads() {
-    spoke_new_builds_and_loads("js", "acme-js", "npm test --silent").await;
+    spoke_new_builds_and_loads("js", "acme_js", "npm test --silent").await;
 }
 
 /// Rust: the files, named for the connector, with the pdk the binary was
@@ -296,19 +296,22 @@ async fn spoke_new_js_project_builds_outside_the_repo_and_loads() {
 #[test]
 fn spoke_new_rust_project_is_written() {
     let tmp = tempfile::tempdir().unwrap();
-    let project = tmp.path().join("acme-rs");
-    let out = Command::new(spoke_bin()).args(["new", "acme-rs", "--lang", "rust", "--dir"]).arg(&project).output().unwrap();
+    let project = tmp.path().join("acme_rs");
+    let out = Command::new(spoke_bin()).args(["new", "acme_rs", "--lang", "rust", "--dir"]).arg(&project).output().unwrap();
     assert!(out.status.success(), "spoke new: {}", String::from_utf8_lossy(&out.stderr));
     let lib = std::fs::read_to_string(project.join("src/lib.rs")).unwrap();
-    assert!(lib.contains("name: \"acme-rs\"") && lib.contains("struct AcmeRs;") && lib.contains("connector!(AcmeRs);") && lib.contains("fn handle_webhook"), "{lib}");
+    assert!(lib.contains("name: \"acme_rs\"") && lib.contains("struct AcmeRs;") && lib.contains("connector!(AcmeRs);") && lib.contains("fn handle_webhook"), "{lib}");
     let cargo = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
     let pdk = workspace().join("plugins/pdk").canonicalize().unwrap();
     assert!(cargo.contains(&format!("spoke-pdk = {{ path = {:?} }}", pdk.display().to_string())), "{cargo}");
     assert!(cargo.contains("name = \"acme_rs\"") && cargo.contains("[workspace]") && cargo.contains("[profile.plugin]"), "{cargo}");
     assert!(readme_build_command(&project).starts_with("cargo build --target wasm32-wasip2 --profile plugin"));
     let toml = std::fs::read_to_string(project.join("spoke.toml")).unwrap();
-    assert!(toml.contains("[connectors.acme-rs]") && toml.contains("env:ACME_RS_API_KEY"), "{toml}");
+    assert!(toml.contains("[connectors.acme_rs]") && toml.contains("env:ACME_RS_API_KEY"), "{toml}");
 
-    let bad = Command::new(spoke_bin()).args(["new", "Acme!", "--lang", "rust", "--dir"]).arg(tmp.path().join("bad")).output().unwrap();
-    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("invalid connector name \"Acme!\""));
+    for bad in ["Acme!", "acme-rs"] {
+        let out = Command::new(spoke_bin()).args(["new", bad, "--lang", "rust", "--dir"]).arg(tmp.path().join("bad")).output().unwrap();
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains(&format!("invalid connector name {bad:?}")), "{bad}");
+        assert!(!tmp.path().join("bad").exists(), "nothing is written for a bad name");
+    }
 }
