@@ -167,9 +167,9 @@ Then, the one command:
 componentize-py -d wit -w connector componentize app -o {name}.wasm
 ```
 
-About 10 s; the component is about 18 MB, takes 7-10 s to compile when
-Spoke first loads it (then it is cached) and needs at least 16 MiB of
-memory per call (`limits.memory_mib`, 64 by default).
+About 5 s; the component is about 18 MB, takes about 14 s of CPU to
+compile when Spoke first loads it (then it is cached) and needs at least
+16 MiB of memory per call (`limits.memory_mib`, 64 by default).
 
 ## Test
 
@@ -241,7 +241,7 @@ npm run build      # componentize-js app.js -w wit -n connector -d http fetch-ev
 wasi:http, which Spoke does not provide, and fails to load ("imports
 something Spoke does not provide"). Use componentize-js itself:
 `jco componentize` fails (its WASI shim cannot read the files). About 7 s;
-the component is about 12 MB, takes several seconds to compile when Spoke
+the component is about 12 MB, takes about 18 s of CPU to compile when Spoke
 first loads it (then it is cached) and needs at least 16 MiB of memory per
 call (`limits.memory_mib`, 64 by default).
 
