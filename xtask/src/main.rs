@@ -206,13 +206,14 @@ fn examples(root: &Path) -> Result<()> {
 
     let py_dir = root.join("examples/python-plugin");
     let py_out = out.join("pyexample.wasm");
-    if !fresh(&py_out, &[&wit_files[..], &[py_dir.join("app.py")]].concat()) {
+    // The tools are inputs too: a reinstalled (re-pinned) tool rebuilds.
+    if !fresh(&py_out, &[&wit_files[..], &[py_dir.join("app.py"), tools.componentize_py.clone()]].concat()) {
         // The exact command examples/python-plugin/README.md documents.
         run(Command::new(&tools.componentize_py).arg("-d").arg(&wit).args(["-w", "connector", "componentize", "app", "-o"]).arg(&py_out).current_dir(&py_dir))?;
     }
     let js_dir = root.join("examples/js-plugin");
     let js_out = out.join("jsexample.wasm");
-    if !fresh(&js_out, &[&wit_files[..], &[js_dir.join("app.js")]].concat()) {
+    if !fresh(&js_out, &[&wit_files[..], &[js_dir.join("app.js"), root.join("target/tools/js/package-lock.json")]].concat()) {
         // `-d http fetch-event`: without it the component imports wasi:http,
         // which Spoke does not provide (a plugin reaches the network only
         // through the host's `http` import).
