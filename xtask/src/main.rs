@@ -184,6 +184,10 @@ fn tools(root: &Path) -> Result<Tools> {
         std::fs::copy(root.join("xtask/tools/js/package.json"), js.join("package.json"))?;
         std::fs::copy(&lock, js.join("package-lock.json"))?;
         run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&js)).context("installing componentize-js with npm: node and npm are needed")?;
+        let installed = std::fs::read_to_string(js.join("node_modules/@bytecodealliance/componentize-js/package.json")).unwrap_or_default();
+        if !installed.contains(&format!("\"version\": \"{COMPONENTIZE_JS}\"")) {
+            bail!("xtask/tools/js/package-lock.json does not install componentize-js {COMPONENTIZE_JS} (COMPONENTIZE_JS in xtask/src/main.rs): pin the same version in both");
+        }
     }
     Ok(Tools { componentize_py, componentize_js })
 }
