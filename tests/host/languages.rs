@@ -329,3 +329,11 @@ fn spoke_new_rust_project_is_written() {
         assert!(!tmp.path().join("bad").exists(), "nothing is written for a bad name");
     }
 }
+
+/// The examples' own unit tests, in place (the `spoke new` tests run the
+/// same files in a generated project).
+#[test]
+fn the_examples_own_unit_tests_pass() {
+    sh(&workspace().join("examples/python-plugin"), "python3 -m unittest -q");
+    sh(&workspace().join("examples/js-plugin"), "npm test --silent");
+}
