@@ -70,8 +70,10 @@ pub enum Command {
     /// command that builds it into a component.
     New {
         /// The connector's name: a lowercase letter, then lowercase letters,
-        /// digits, '_' or '-'.
+        /// digits or '_' (what spoke.toml accepts as a connector).
         name: String,
+        /// The language: rust (the pdk), python (componentize-py) or js
+        /// (componentize-js).
         #[arg(long, value_enum, default_value = "rust")]
         lang: crate::new::Lang,
         /// Where to write it (must not exist or be empty). Default: ./NAME.
