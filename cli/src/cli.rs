@@ -75,6 +75,26 @@ pub enum Command {
     /// Vendor-side webhook subscriptions.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// A new connector project in its own folder: a sample operation, a
+    /// webhook handler, a spoke.toml, a test, and a README with the one
+    /// command that builds it into a component.
+    New {
+        /// The connector's name: a lowercase letter, then lowercase letters,
+        /// digits or '_' (what spoke.toml accepts as a connector).
+        name: String,
+        /// The language: rust (the pdk), python (componentize-py) or js
+        /// (componentize-js).
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::new::Lang,
+        /// Where to write it (must not exist or be empty). Default: ./NAME.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Rust only: the spoke-pdk crate folder the project depends on.
+        /// Default: plugins/pdk of the Spoke checkout this binary was built
+        /// in, if it is still there; else a git placeholder to edit.
+        #[arg(long)]
+        pdk: Option<PathBuf>,
+    },
     /// The sales-chain demo: sandbox + host + shipped scripts, a few leads
     /// pushed through, the story printed as it happens. Stops by itself.
     Demo {
@@ -338,6 +358,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Webhooks(WebhooksCommand::Sync { public_url }) => {
             let host = start(&cli.config).await?;
             webhooks_sync(&host, public_url.trim_end_matches('/')).await
+        }
+        Command::New { name, lang, dir, pdk } => {
+            let dir = crate::new::run(&name, lang, dir, pdk)?;
+            println!("wrote {} ({lang:?} connector {name}); its README.md has the build command", dir.display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Demo { plugins, scripts, work, timeout } => {
             let ok = crate::demo::run(&plugins, &scripts, &work, std::time::Duration::from_secs(timeout)).await?;

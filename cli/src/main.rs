@@ -1,9 +1,11 @@
 //! The `spoke` command line. Parsing here; each command is a call into the
-//! `spoke` library (`cli.rs`), and the demo drives the vendor sandbox
-//! (`demo.rs`). Nothing in this crate is part of the embeddable engine.
+//! `spoke` library (`cli.rs`), the demo drives the vendor sandbox
+//! (`demo.rs`), `spoke new` writes a connector project (`new.rs`).
+//! Nothing in this crate is part of the embeddable engine.
 mod cli;
 mod demo;
 mod flows;
+mod new;
 mod state;
 
 use clap::Parser;

@@ -63,6 +63,18 @@ impl TestHost {
     /// host on the same store.
     pub async fn start_in(dir: tempfile::TempDir, fragment: &str) -> Result<TestHost> {
         let text = config_text(dir.path(), fragment);
+        Self::start_text(dir, text).await
+    }
+
+    /// Like [`TestHost::start`] with another plugin folder (the Python and
+    /// JS examples live apart: every host would load them otherwise).
+    pub async fn start_with_plugins(plugins: &Path, fragment: &str) -> Result<TestHost> {
+        let dir = tempfile::tempdir()?;
+        let text = config_text_with(dir.path(), plugins, fragment);
+        Self::start_text(dir, text).await
+    }
+
+    async fn start_text(dir: tempfile::TempDir, text: String) -> Result<TestHost> {
         let config = spoke::Config::parse(&text, "test spoke.toml", dir.path()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let host = spoke::Host::start(config).await.context("starting the test host")?;
         Ok(TestHost { host: Arc::new(host), dir, config_text: text })
@@ -126,13 +138,18 @@ impl TestHost {
 
 /// The full config text for a fragment, rooted in `dir`.
 pub fn config_text(dir: &Path, fragment: &str) -> String {
+    config_text_with(dir, &plugins_dir(), fragment)
+}
+
+/// [`config_text`] with another plugin folder.
+pub fn config_text_with(dir: &Path, plugins: &Path, fragment: &str) -> String {
     // The admin surface as an inline table among the top-level keys, so
     // tests may still append top-level keys; a fragment with its own
     // `[admin]` replaces it.
     let admin = if fragment.contains("[admin]") { String::new() } else { format!("admin = {{ listen = \"127.0.0.1:0\", token = \"value:{ADMIN_TOKEN}\" }}\n") };
     let header = format!(
         "plugins_dir = {:?}\nstore = {:?}\ncache_dir = {:?}\nlisten = \"127.0.0.1:0\"\n{admin}",
-        plugins_dir().display().to_string(),
+        plugins.display().to_string(),
         dir.join("spoke.db").display().to_string(),
         cache_dir().display().to_string(),
     );

@@ -2,6 +2,7 @@
 //! and a recording loopback server — no vendor involved.
 mod bounds;
 mod flows;
+mod languages;
 mod operator;
 mod recorder;
 mod scripts;
@@ -340,6 +341,25 @@ async fn the_plugin_template_loads_and_calls_through_the_host() {
     let seen = &server.seen()[0];
     assert_eq!(seen.path, "/orders/A%2F7");
     assert!(seen.headers.iter().any(|(k, v)| k == "x-api-key" && v == "acme-key"));
+}
+
+/// The template's webhook handler (what `spoke new --lang rust` starts from):
+/// verified through the host, normalized, refused when forged or not JSON.
+#[tokio::test]
+async fn the_plugin_template_turns_a_signed_webhook_into_an_event() {
+    let h = TestHost::start("[connectors.acme]\nplugin = \"acme\"\nbase_url = \"http://127.0.0.1:9\"\ncredentials = { api_key = \"value:k\", webhook_secret = \"value:acme-hook\" }\n").await.unwrap();
+    let body = br#"{"id": 41, "at": "2026-12-01T10:00:00Z", "order": {"id": "A7", "state": "SENT"}}"#.to_vec();
+    let hook = |signature: String, body: Vec<u8>| spoke_tests::Webhook { headers: vec![("x-signature".into(), signature)], body };
+    let events = h.webhook("acme", hook(spoke_tests::sign("acme-hook", &body), body.clone())).await.unwrap();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!((e.id.as_str(), e.topic.as_str(), e.subject.as_deref(), e.occurred_at.as_deref()), ("41", "ORDER_CHANGED", Some("A7"), Some("2026-12-01T10:00:00Z")));
+    assert_eq!(e.payload, json!({"id": "A7", "state": "SENT"}));
+    let e = h.webhook("acme", hook(spoke_tests::sign("guess", &body), body.clone())).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unauthorized, "{e}");
+    let junk = b"not json".to_vec();
+    let e = h.webhook("acme", hook(spoke_tests::sign("acme-hook", &junk), junk)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidInput, "{e}");
 }
 
 async fn futures_join<F: std::future::Future>(fs: impl IntoIterator<Item = F>) -> Vec<F::Output> {

@@ -2,7 +2,9 @@
 //! run exactly what a developer runs.
 //!
 //!   cargo xtask plugins   install the wasm32-wasip2 target, build every plugin
-//!   cargo xtask test      plugins, then every test (cargo nextest, or cargo test)
+//!   cargo xtask examples  install componentize-py / componentize-js (pinned) into
+//!                         target/tools, build the Python and JS example plugins
+//!   cargo xtask test      plugins, examples, then every test (cargo nextest, or cargo test)
 //!   cargo xtask demo      plugins, the host, then the demo against the sandbox
 //!   cargo xtask bench     plugins, the host, then every performance figure
 use anyhow::{bail, Context, Result};
@@ -15,17 +17,29 @@ const VENDOR_PLUGINS: &[&str] = &["cyclesoftware", "lagerkoll", "wics"];
 const TEST_PLUGINS: &[&str] = &["probe", "acme"];
 const WASM_TARGET: &str = "wasm32-wasip2";
 
+/// componentize-py from PyPI. 0.25.1 emits components whose WASI imports
+/// (wasi:*@0.2.9) wasmtime 48's linker satisfies; change it only together
+/// with `tests/host/languages.rs` passing.
+const COMPONENTIZE_PY: &str = "0.25.1";
+/// componentize-js from npm, pinned with its whole tree by
+/// xtask/tools/js/package-lock.json (`npm ci`).
+const COMPONENTIZE_JS: &str = "0.23.0";
+/// Where the example components go: not target/test-plugins, which every
+/// test host loads whole (a Python or JS component costs 7-10 s to compile).
+const LANG_PLUGINS: &str = "target/lang-plugins";
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = workspace_root();
     std::env::set_current_dir(&root)?;
     match args.first().map(String::as_str) {
         Some("plugins") => plugins(&root).map(|_| ()),
+        Some("examples") => examples(&root),
         Some("test") => test(&root, &args[1..]),
         Some("demo") => demo(&root, &args[1..]),
         Some("bench") => bench(&root),
         _ => {
-            eprintln!("usage: cargo xtask <plugins|test|demo> [args]\n\n  plugins  install the {WASM_TARGET} target and build every plugin into target/spoke-plugins (vendor) and target/test-plugins (all)\n  test     build the plugins, then run every test\n  demo     build everything, then run the demo against the vendor sandbox\n  bench    build everything, then measure every performance figure (table + target/bench/results.json)");
+            eprintln!("usage: cargo xtask <plugins|examples|test|demo|bench> [args]\n\n  plugins  install the {WASM_TARGET} target and build every plugin into target/spoke-plugins (vendor) and target/test-plugins (all)\n  examples install componentize-py {COMPONENTIZE_PY} (target/tools/python) and componentize-js {COMPONENTIZE_JS} (target/tools/js), build examples/python-plugin and examples/js-plugin into {LANG_PLUGINS}\n  test     build the plugins and the examples, then run every test\n  demo     build everything, then run the demo against the vendor sandbox\n  bench    build everything, then measure every performance figure (table + target/bench/results.json)");
             std::process::exit(2);
         }
     }
@@ -123,6 +137,7 @@ fn has_nextest() -> bool {
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     plugins(root)?;
     ensure_browser()?;
+    examples(root)?;
     let mut cmd = Command::new("cargo");
     if has_nextest() {
         cmd.args(["nextest", "run", "--workspace", "--exclude", "spoke-pdk", "--no-fail-fast"]);
@@ -162,4 +177,77 @@ fn bench(root: &Path) -> Result<()> {
     // pipeline run the real `spoke` binary.
     run(Command::new("cargo").args(["build", "--release", "-p", "spoke-cli", "-p", "spoke-bench"]))?;
     run(&mut Command::new(root.join("target/release/spoke-bench")))
+}
+
+/// The Python and JavaScript component tools, installed by the project
+/// itself (a fresh machine has python3 and node/npm, nothing else).
+struct Tools {
+    componentize_py: PathBuf,
+    componentize_js: PathBuf,
+}
+
+fn tools(root: &Path) -> Result<Tools> {
+    let py = root.join("target/tools/python");
+    let componentize_py = py.join("bin/componentize-py");
+    let have_py = Command::new(&componentize_py).arg("--version").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(COMPONENTIZE_PY));
+    if !have_py {
+        if !py.join("bin/pip").exists() {
+            run(Command::new("python3").args(["-m", "venv"]).arg(&py)).context("creating the Python venv for componentize-py: python3 with the venv module is needed")?;
+        }
+        run(Command::new(py.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", &format!("componentize-py=={COMPONENTIZE_PY}")]))?;
+    }
+    let js = root.join("target/tools/js");
+    let componentize_js = js.join("node_modules/.bin/componentize-js");
+    let installed = std::fs::read_to_string(js.join("node_modules/@bytecodealliance/componentize-js/package.json")).unwrap_or_default();
+    let lock = root.join("xtask/tools/js/package-lock.json");
+    // Reinstall when the pinned lock changed, not only the top version.
+    let lock_same = std::fs::read(&lock).ok() == std::fs::read(js.join("package-lock.json")).ok();
+    if !(installed.contains(&format!("\"version\": \"{COMPONENTIZE_JS}\"")) && lock_same && componentize_js.exists()) {
+        std::fs::create_dir_all(&js)?;
+        std::fs::copy(root.join("xtask/tools/js/package.json"), js.join("package.json"))?;
+        std::fs::copy(&lock, js.join("package-lock.json"))?;
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&js)).context("installing componentize-js with npm: node and npm are needed")?;
+        let installed = std::fs::read_to_string(js.join("node_modules/@bytecodealliance/componentize-js/package.json")).unwrap_or_default();
+        if !installed.contains(&format!("\"version\": \"{COMPONENTIZE_JS}\"")) {
+            bail!("xtask/tools/js/package-lock.json does not install componentize-js {COMPONENTIZE_JS} (COMPONENTIZE_JS in xtask/src/main.rs): pin the same version in both");
+        }
+    }
+    Ok(Tools { componentize_py, componentize_js })
+}
+
+/// True when `out` exists and is newer than every input.
+fn fresh(out: &Path, inputs: &[PathBuf]) -> bool {
+    let Ok(built) = std::fs::metadata(out).and_then(|m| m.modified()) else { return false };
+    inputs.iter().all(|i| std::fs::metadata(i).and_then(|m| m.modified()).is_ok_and(|t| t <= built))
+}
+
+/// Install the tools, then build examples/python-plugin and
+/// examples/js-plugin into target/lang-plugins (skipped when up to date).
+fn examples(root: &Path) -> Result<()> {
+    let tools = tools(root)?;
+    let wit = root.join("wit/v0.1.0");
+    let mut wit_files: Vec<PathBuf> = std::fs::read_dir(&wit)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    wit_files.sort();
+    let out = root.join(LANG_PLUGINS);
+    std::fs::create_dir_all(&out)?;
+
+    let py_dir = root.join("examples/python-plugin");
+    let py_out = out.join("pyexample.wasm");
+    // The tools are inputs too: a reinstalled (re-pinned) tool rebuilds.
+    if !fresh(&py_out, &[&wit_files[..], &[py_dir.join("app.py"), tools.componentize_py.clone()]].concat()) {
+        // The exact command examples/python-plugin/README.md documents.
+        run(Command::new(&tools.componentize_py).arg("-d").arg(&wit).args(["-w", "connector", "componentize", "app", "-o"]).arg(&py_out).current_dir(&py_dir))?;
+    }
+    let js_dir = root.join("examples/js-plugin");
+    let js_out = out.join("jsexample.wasm");
+    if !fresh(&js_out, &[&wit_files[..], &[js_dir.join("app.js"), root.join("target/tools/js/package-lock.json")]].concat()) {
+        // `-d http fetch-event`: without it the component imports wasi:http,
+        // which Spoke does not provide (a plugin reaches the network only
+        // through the host's `http` import).
+        run(Command::new(&tools.componentize_js).arg("app.js").arg("-w").arg(&wit).args(["-n", "connector", "-d", "http", "fetch-event", "-o"]).arg(&js_out).current_dir(&js_dir))?;
+    }
+    for f in [&py_out, &js_out] {
+        eprintln!("  example {}: {} KiB", f.display(), std::fs::metadata(f)?.len() / 1024);
+    }
+    Ok(())
 }

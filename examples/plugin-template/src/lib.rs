@@ -1,6 +1,7 @@
 //! A template connector for the fictional vendor Acme. Copy this crate to
 //! `plugins/<vendor>`, rename it, and replace the operation with the vendor's
-//! endpoints — one `Op` each. See docs/plugin-authoring.md.
+//! endpoints — one `Op` each. See docs/plugin-authoring.md. `spoke new NAME
+//! --lang rust` writes a project from this file.
 use spoke_pdk::http::{fill_path, Request};
 use spoke_pdk::*;
 
@@ -46,7 +47,7 @@ impl Connector for Acme {
                 headers: vec![],
                 penalty_seconds: vec![],
             }],
-            webhook_topics: vec![],
+            webhook_topics: vec![WebhookTopic { name: "ORDER_CHANGED".into(), description: "An order was created or changed".into() }],
         }
     }
 
@@ -64,8 +65,24 @@ impl Connector for Acme {
         }]
     }
 
-    fn handle_webhook(_received: Received) -> Result<Vec<Event>, Error> {
-        Err(Error::new(ErrorKind::Unsupported, "acme sends no webhooks"))
+    /// Acme signs each webhook body with HMAC-SHA256 (hex, in `x-signature`)
+    /// under the credential `webhook_secret`: the host checks it, so the
+    /// secret never enters the plugin.
+    fn handle_webhook(received: Received) -> Result<Vec<Event>, Error> {
+        let signature = webhook::header(&received, "x-signature").ok_or_else(|| Error::new(ErrorKind::Unauthorized, "no x-signature header"))?;
+        if !auth::verify_hmac_sha256("webhook_secret", &received.body, signature, auth::SignatureEncoding::Hex) {
+            return Err(Error::new(ErrorKind::Unauthorized, "x-signature does not match the body (HMAC-SHA256 with webhook_secret)"));
+        }
+        let body: Value = serde_json::from_slice(&received.body).map_err(|e| Error::new(ErrorKind::InvalidInput, format!("the webhook body is not JSON: {e}")))?;
+        let order = body.get("order").filter(|o| o.is_object()).ok_or_else(|| Error::new(ErrorKind::InvalidInput, "the webhook body has no `order` object"))?;
+        let id = match body.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            // No delivery id: the same body is the same event.
+            _ => webhook::stable_id(&[&received.body]),
+        };
+        let subject = order.get("id").map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+        Ok(vec![Event { id, topic: "ORDER_CHANGED".into(), occurred_at: body.get("at").and_then(Value::as_str).map(str::to_string), subject, payload: order.to_string() }])
     }
 }
 
