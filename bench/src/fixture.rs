@@ -41,7 +41,7 @@ impl Fixture {
     /// with limits high enough that the limiter never waits.
     pub fn config(&self, dir: &Path, cache: &Path, extra: &str) -> spoke::Config {
         let text = format!(
-            "plugins_dir = {:?}\ncache_dir = {:?}\nstore = {:?}\nscripts_dir = {:?}\n{extra}\n[connectors.probe]\nplugin = \"probe\"\nbase_url = \"{}\"\ncredentials = {{ webhook_secret = \"value:bench-secret\" }}\nrate_limits.general = {{ windows = [{{ limit = 100000000, seconds = 60 }}] }}\n",
+            "plugins_dir = {:?}\ncache_dir = {:?}\ncache_prune = false\nstore = {:?}\nscripts_dir = {:?}\n{extra}\n[connectors.probe]\nplugin = \"probe\"\nbase_url = \"{}\"\ncredentials = {{ webhook_secret = \"value:bench-secret\" }}\nrate_limits.general = {{ windows = [{{ limit = 100000000, seconds = 60 }}] }}\n",
             self.plugins.display().to_string(),
             cache.display().to_string(),
             dir.join("spoke.db").display().to_string(),

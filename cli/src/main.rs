@@ -1,6 +1,7 @@
 //! The `spoke` command line. Parsing here; each command is a call into the
 //! `spoke` library (`cli.rs`), and the demo drives the vendor sandbox
 //! (`demo.rs`). Nothing in this crate is part of the embeddable engine.
+mod check;
 mod cli;
 mod demo;
 mod flows;
