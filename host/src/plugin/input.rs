@@ -6,6 +6,7 @@
 use crate::error::{CallError, ErrorKind};
 use crate::manifest::Manifest;
 use jsonschema::paths::LocationSegment;
+use jsonschema::error::ValidationErrorKind;
 use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -92,8 +93,13 @@ fn describe(e: &ValidationError) -> (String, String) {
             LocationSegment::Index(i) => field.push_str(&format!("[{i}]")),
         }
     }
-    if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
-        let name = property.as_str().map(str::to_string).unwrap_or_else(|| property.to_string());
+    // A missing or unexpected property is the field at fault, not its object.
+    let named = match e.kind() {
+        ValidationErrorKind::Required { property } => Some(property.as_str().map(str::to_string).unwrap_or_else(|| property.to_string())),
+        ValidationErrorKind::AdditionalProperties { unexpected } => unexpected.first().cloned(),
+        _ => None,
+    };
+    if let Some(name) = named {
         field = if field.is_empty() { name } else { format!("{field}.{name}") };
     }
     let at = if field.is_empty() { "input".to_string() } else { field.clone() };
@@ -145,11 +151,15 @@ mod tests {
             "day": {"type": "string", "format": "date"}, "at": {"type": "string", "format": "datetime"}
         }}));
         let e = i.check("acme", "op", r#"{"x":1}"#).unwrap_err();
-        assert_eq!((e.kind, e.field.as_deref()), (ErrorKind::InvalidInput, Some("name")), "{e}");
-        assert!(e.message.contains("acme.op: name:") && e.message.contains("`required`"), "{e}");
+        assert_eq!((e.kind, e.field.as_deref()), (ErrorKind::InvalidInput, Some("x")), "{e}");
+        assert!(e.message.contains("acme.op: x:") && e.message.contains("`additionalProperties`"), "{e}");
         // Every failure is listed, not only the first.
-        assert_eq!(e.details.as_ref().unwrap().as_array().unwrap().len(), 2, "{e}");
-        assert!(e.to_string().contains("additionalProperties"), "{e}");
+        let details = e.details.as_ref().unwrap().as_array().unwrap();
+        assert_eq!(details.len(), 2, "{e}");
+        assert_eq!(details[1]["field"], "name", "{e}");
+        assert!(details[1]["message"].as_str().unwrap().contains("`required`"), "{e}");
+        let e = i.check("acme", "op", r#"{}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("name"), "{e}");
 
         let e = i.check("acme", "op", r#"{"name":"a","count":-1}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("count"));

@@ -46,7 +46,8 @@ impl Guest for Bad {
     fn describe() -> Manifest {
         let v = variant();
         let on = |what: &str| v == what || v == "all";
-        let object = r#"{"type":"object"}"#;
+        // The guest never checks input itself: what is refused, the host refused.
+        let object = r#"{"type":"object","additionalProperties":false,"properties":{"limit":{"type":"integer","minimum":1}}}"#;
         let mut m = Manifest {
             name: if on("name") { "Tiny Bad!".into() } else { "badmanifest".into() },
             version: "0.1.0".into(),
