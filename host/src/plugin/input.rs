@@ -103,7 +103,15 @@ fn describe(e: &ValidationError) -> (String, String) {
         field = if field.is_empty() { name } else { format!("{field}.{name}") };
     }
     let at = if field.is_empty() { "input".to_string() } else { field.clone() };
-    (field, format!("{at}: {e} (schema rule `{}` at {})", e.kind().keyword(), pointer(e.schema_path().as_str())))
+    let text = match e.kind() {
+        // Every allowed value, as the pdk says it: jsonschema shortens the list.
+        ValidationErrorKind::Enum { options } => {
+            let list: Vec<String> = options.as_array().map(|a| a.iter().map(Value::to_string).collect()).unwrap_or_else(|| vec![options.to_string()]);
+            format!("{} is not allowed; allowed values: {}", e.instance(), list.join(", "))
+        }
+        _ => e.to_string(),
+    };
+    (field, format!("{at}: {text} (schema rule `{}` at {})", e.kind().keyword(), pointer(e.schema_path().as_str())))
 }
 
 fn pointer(p: &str) -> &str {
@@ -147,6 +155,7 @@ mod tests {
     fn refusals_name_the_field_and_the_rule() {
         let i = inputs(json!({"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
             "name": {"type": "string"}, "count": {"type": "integer", "minimum": 0},
+            "state": {"enum": ["A", "B", "C", "D", "E", "F"]},
             "lines": {"type": "array", "items": {"type": "object", "properties": {"sku": {"type": "string"}}}},
             "day": {"type": "string", "format": "date"}, "at": {"type": "string", "format": "datetime"}
         }}));
@@ -160,6 +169,8 @@ mod tests {
         assert!(details[1]["message"].as_str().unwrap().contains("`required`"), "{e}");
         let e = i.check("acme", "op", r#"{}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("name"), "{e}");
+        let e = i.check("acme", "op", r#"{"name":"a","state":"GONE"}"#).unwrap_err();
+        assert!(e.message.contains(r#""GONE" is not allowed; allowed values: "A", "B", "C", "D", "E", "F""#), "{e}");
 
         let e = i.check("acme", "op", r#"{"name":"a","count":-1}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("count"));
