@@ -4,11 +4,96 @@
 //! the host could not serve (names, duplicates, paths, URLs, JSON Schemas,
 //! rate windows). One implementation; `Runtime::check` runs it.
 use super::input::{self, Inputs};
+use super::{compile, spoke_linker, v0_1_0, Plugin, Runtime, RuntimeRef};
 use crate::manifest::Manifest;
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, LinkerInstance, ResourceType};
 use wasmtime::Engine;
+
+/// What checking a component found.
+pub struct Checked {
+    /// The plugin, if it got as far as describing itself.
+    pub plugin: Option<Plugin>,
+    /// Every problem found; a plugin with any is not loaded.
+    pub problems: Vec<String>,
+}
+
+impl Runtime {
+    /// Everything wrong with the component at `path` (see `check.rs`), and
+    /// the plugin if it got as far as describing itself. Errs only when the
+    /// file cannot be read. Reading, hashing and compiling run off the async
+    /// workers (a blocking thread, then the low-priority compile pool of
+    /// `compile.rs`): a compile takes seconds, and webhooks keep their
+    /// latency meanwhile.
+    pub async fn check(&self, path: &Path) -> Result<Checked> {
+        let (engine, cache, file, max) = (self.engine.clone(), self.cache.clone(), path.to_path_buf(), self.limits.memory_bytes);
+        let (hash, floor, compiled) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
+            let floor = memory_floor(&wasm, max);
+            Ok((hash, floor, compile::run(|| cache.load(&engine, &wasm))))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("compiling {} panicked: {e}", path.display()))??;
+        let mut problems = floor;
+        let refused = |problems| Ok(Checked { plugin: None, problems });
+        let (component, source) = match compiled {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(format!("is not a component wasmtime can compile: {e:#}"));
+                return refused(problems);
+            }
+        };
+        let pre = match self.linker.instantiate_pre(&component) {
+            Ok(pre) => pre,
+            Err(e) => {
+                let found = imports(&self.engine, &component, || spoke_linker(&self.engine));
+                if found.is_empty() {
+                    problems.push(format!("cannot be linked: {:#}", anyhow::Error::from(e)));
+                }
+                problems.extend(found);
+                return refused(problems);
+            }
+        };
+        let pre = match v0_1_0::ConnectorPre::new(pre) {
+            Ok(pre) => pre,
+            Err(e) => {
+                problems.push(format!("does not implement spoke:connector/connector@0.1.0: {:#}", anyhow::Error::from(e)));
+                return refused(problems);
+            }
+        };
+        if !problems.is_empty() {
+            // Below its memory floor it cannot even be instantiated to describe.
+            return refused(problems);
+        }
+        let runtime = Arc::new(RuntimeRef { engine: self.engine.clone(), limits: self.limits.clone(), guards: self.guards.clone() });
+        let mut plugin = Plugin {
+            manifest: Manifest { name: String::new(), version: String::new(), vendor: String::new(), description: String::new(), base_urls: vec![], auth_schemes: vec![], rate_policies: vec![], operations: vec![], webhook_topics: vec![] },
+            path: path.to_path_buf(),
+            hash,
+            source,
+            pre,
+            inputs: Arc::default(),
+            runtime,
+        };
+        plugin.manifest = match plugin.describe().await {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(format!("describe failed: {e}"));
+                return refused(problems);
+            }
+        };
+        match manifest(&plugin.manifest) {
+            Ok(inputs) => plugin.inputs = Arc::new(inputs),
+            Err(found) => problems.extend(found),
+        }
+        Ok(Checked { plugin: Some(plugin), problems })
+    }
+}
 
 /// A plugin name: what connectors, scripts and logs call it.
 pub fn is_plugin_name(name: &str) -> bool {
@@ -34,7 +119,7 @@ pub fn manifest(m: &Manifest) -> Result<Inputs, Vec<String>> {
         let mut count: BTreeMap<&str, usize> = BTreeMap::new();
         for n in names {
             if n.trim().is_empty() {
-                problems.push(format!("an {what} has an empty name"));
+                problems.push(format!("{what} with an empty name"));
             }
             *count.entry(n).or_default() += 1;
         }
@@ -157,4 +242,19 @@ fn stub<T: 'static>(at: &mut LinkerInstance<'_, T>, name: &str, item: &Component
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plugin_name;
+
+    #[test]
+    fn plugin_names_are_lower_case_words() {
+        for ok in ["wics", "cyclesoftware", "acme-2", "my_vendor"] {
+            assert!(is_plugin_name(ok), "{ok}");
+        }
+        for bad in ["Tiny Bad!", "", "2fast", "Acme", "-acme", "acme.v2", &"a".repeat(65)] {
+            assert!(!is_plugin_name(bad), "{bad}");
+        }
+    }
 }

@@ -23,6 +23,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use cache::Source;
+pub use check::Checked;
 
 /// Linear memory per pooled slot kept mapped between instances.
 const KEEP_RESIDENT: usize = 2 << 20;
@@ -83,14 +84,6 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop_ticker.store(true, Ordering::Relaxed);
     }
-}
-
-/// What checking a component found.
-pub struct Checked {
-    /// The plugin, if it got as far as describing itself.
-    pub plugin: Option<Plugin>,
-    /// Every problem found; a plugin with any is not loaded.
-    pub problems: Vec<String>,
 }
 
 /// The linker with every import Spoke provides: WASI p2 (no files, no
@@ -211,73 +204,6 @@ impl Runtime {
             path.display()
         );
         Ok(plugin)
-    }
-
-    /// Everything wrong with the component at `path` (see `check.rs`), and
-    /// the plugin if it got as far as describing itself. Errs only when the
-    /// file cannot be read. Reading, hashing and compiling run off the async
-    /// workers (a blocking thread, then the low-priority compile pool of
-    /// `compile.rs`): a compile takes seconds, and webhooks keep their
-    /// latency meanwhile.
-    pub async fn check(&self, path: &Path) -> Result<Checked> {
-        let (engine, cache, file, max) = (self.engine.clone(), self.cache.clone(), path.to_path_buf(), self.limits.memory_bytes);
-        let (hash, floor, compiled) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
-            let floor = check::memory_floor(&wasm, max);
-            Ok((hash, floor, compile::run(|| cache.load(&engine, &wasm))))
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("compiling {} panicked: {e}", path.display()))??;
-        let mut problems = floor;
-        let refused = |problems| Ok(Checked { plugin: None, problems });
-        let (component, source) = match compiled {
-            Ok(c) => c,
-            Err(e) => {
-                problems.push(format!("is not a component wasmtime can compile: {e:#}"));
-                return refused(problems);
-            }
-        };
-        let pre = match self.linker.instantiate_pre(&component) {
-            Ok(pre) => pre,
-            Err(_) => {
-                problems.extend(check::imports(&self.engine, &component, || spoke_linker(&self.engine)));
-                return refused(problems);
-            }
-        };
-        let pre = match v0_1_0::ConnectorPre::new(pre) {
-            Ok(pre) => pre,
-            Err(e) => {
-                problems.push(format!("does not implement spoke:connector/connector@0.1.0: {:#}", anyhow::Error::from(e)));
-                return refused(problems);
-            }
-        };
-        if !problems.is_empty() {
-            // Below its memory floor it cannot even be instantiated to describe.
-            return refused(problems);
-        }
-        let runtime = Arc::new(RuntimeRef { engine: self.engine.clone(), limits: self.limits.clone(), guards: self.guards.clone() });
-        let mut plugin = Plugin {
-            manifest: Manifest { name: String::new(), version: String::new(), vendor: String::new(), description: String::new(), base_urls: vec![], auth_schemes: vec![], rate_policies: vec![], operations: vec![], webhook_topics: vec![] },
-            path: path.to_path_buf(),
-            hash,
-            source,
-            pre,
-            inputs: Arc::default(),
-            runtime,
-        };
-        plugin.manifest = match plugin.describe().await {
-            Ok(m) => m,
-            Err(e) => {
-                problems.push(format!("describe failed: {e}"));
-                return refused(problems);
-            }
-        };
-        match check::manifest(&plugin.manifest) {
-            Ok(inputs) => plugin.inputs = Arc::new(inputs),
-            Err(found) => problems.extend(found),
-        }
-        Ok(Checked { plugin: Some(plugin), problems })
     }
 
     /// Delete compiled artifacts of every component not in `loaded`.
