@@ -164,11 +164,17 @@ async fn the_compile_cache_keeps_only_versions_loaded() {
         assert_eq!(v1.len(), 1, "{v1:?}");
         drop(first);
         // A new version of the same plugin replaces the file.
-        let _second = start(badmanifest("okay")).await;
+        let second = start(badmanifest("okay")).await;
         let v2 = cwasm(&cache);
         if prune {
             assert_eq!(v2.len(), 1, "the old version is pruned: {v2:?}");
             assert_ne!(v1, v2);
+            // A hot swap prunes too.
+            let file = dir.path().join("plugins/badmanifest.wasm");
+            std::fs::write(&file, badmanifest("okay3")).unwrap();
+            assert_eq!(second.reload_plugin(&file).await.unwrap(), vec!["lenient".to_string()]);
+            let v3 = cwasm(&cache);
+            assert!(v3.len() == 1 && v3 != v2, "after the swap only the new version is kept: {v3:?}");
         } else {
             assert_eq!(v2.len(), 2, "cache_prune = false keeps both: {v2:?}");
         }
