@@ -51,7 +51,7 @@ pub async fn four_processes(fx: &Fixture) -> anyhow::Result<Vec<Row>> {
     sandbox.wics.set_limits(spoke_sandbox::wics::Limits { per_minute: limit, minute_ms: window_s as i64 * 1000, ..Default::default() });
     let dir = tempfile::tempdir()?;
     let text = format!(
-        "plugins_dir = {:?}\ncache_dir = {:?}\nstore = {:?}\n{}\n[connectors.wics.rate_limits.api-user]\nwindows = [{{ limit = {limit}, seconds = {window_s} }}]\n",
+        "plugins_dir = {:?}\ncache_dir = {:?}\ncache_prune = false\nstore = {:?}\n{}\n[connectors.wics.rate_limits.api-user]\nwindows = [{{ limit = {limit}, seconds = {window_s} }}]\n",
         fx.root.join("target/spoke-plugins").display().to_string(),
         fx.cache().display().to_string(),
         dir.path().join("spoke.db").display().to_string(),

@@ -128,7 +128,7 @@ pub async fn rate_budget(fx: &Fixture) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
     let w = format!("windows = [{{ limit = {limit}, seconds = {window_s} }}]");
     let text = format!(
-        "plugins_dir = {:?}\ncache_dir = {:?}\nstore = {:?}\n{}\n[connectors.wics.rate_limits.api-user]\n{w}\n[connectors.cyclesoftware.rate_limits.general]\n{w}\n[connectors.cyclesoftware.rate_limits.create-invoices]\nwindows = [{{ limit = 5, seconds = {window_s} }}]\n[connectors.lagerkoll.rate_limits.general]\n{w}\n",
+        "plugins_dir = {:?}\ncache_dir = {:?}\ncache_prune = false\nstore = {:?}\n{}\n[connectors.wics.rate_limits.api-user]\n{w}\n[connectors.cyclesoftware.rate_limits.general]\n{w}\n[connectors.cyclesoftware.rate_limits.create-invoices]\nwindows = [{{ limit = 5, seconds = {window_s} }}]\n[connectors.lagerkoll.rate_limits.general]\n{w}\n",
         fx.root.join("target/spoke-plugins").display().to_string(),
         fx.cache().display().to_string(),
         dir.path().join("spoke.db").display().to_string(),

@@ -46,7 +46,7 @@ impl Fixture {
     /// [`Fixture::config`] as the text of a spoke.toml (for `spoke run`).
     pub fn config_text(&self, dir: &Path, cache: &Path, extra: &str) -> String {
         format!(
-            "plugins_dir = {:?}\ncache_dir = {:?}\nstore = {:?}\nscripts_dir = {:?}\n{extra}\n[connectors.probe]\nplugin = \"probe\"\nbase_url = \"{}\"\ncredentials = {{ webhook_secret = \"value:bench-secret\" }}\nrate_limits.general = {{ windows = [{{ limit = 100000000, seconds = 60 }}] }}\n",
+            "plugins_dir = {:?}\ncache_dir = {:?}\ncache_prune = false\nstore = {:?}\nscripts_dir = {:?}\n{extra}\n[connectors.probe]\nplugin = \"probe\"\nbase_url = \"{}\"\ncredentials = {{ webhook_secret = \"value:bench-secret\" }}\nrate_limits.general = {{ windows = [{{ limit = 100000000, seconds = 60 }}] }}\n",
             self.plugins.display().to_string(),
             cache.display().to_string(),
             dir.join("spoke.db").display().to_string(),

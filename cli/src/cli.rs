@@ -32,8 +32,22 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// List the loaded plugins with their version, operation count and where
-    /// their compiled code came from (compile cache or fresh compile).
+    /// their compiled code came from (compile cache or fresh compile), then
+    /// the plugin files that failed to load with why; exits 1 if any did.
     Plugins,
+    /// Check a plugin component as every load does, without starting a
+    /// host: imports Spoke cannot satisfy, a memory floor above the cap, and
+    /// the manifest (name, unique operations and auth schemes, paths, base
+    /// URLs, JSON Schemas, rate windows). Lists every problem; exits 1 if
+    /// there is any.
+    Check {
+        /// The component, e.g. target/wasm32-wasip2/release/acme.wasm.
+        plugin: PathBuf,
+        /// The memory cap to check against, in MiB. Default: the config's
+        /// `limits.memory_mib` if the config file exists, else 64.
+        #[arg(long)]
+        memory_mib: Option<u32>,
+    },
     /// Show a connector's manifest: operations with method, vendor path and
     /// schemas, auth schemes, rate policies, webhook topics.
     Describe {
@@ -304,8 +318,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 println!("{:<16} {:<10} {:>10}  {:<14} {}", p.manifest.name, p.manifest.version, p.manifest.operations.len(), from, p.path.display());
             }
-            Ok(ExitCode::SUCCESS)
+            let failed = host.failed_plugins();
+            for (path, error) in failed {
+                println!("\nNOT LOADED {}\n  {}", path.display(), error.replace('\n', "\n  "));
+            }
+            Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+        Command::Check { plugin, memory_mib } => crate::check::run(&cli.config, &plugin, memory_mib).await,
         Command::Describe { connector, json } => {
             let host = start(&cli.config).await?;
             let Some(m) = host.manifest(&connector) else {

@@ -2,6 +2,7 @@
 //! `spoke` library (`cli.rs`), the demo drives the vendor sandbox
 //! (`demo.rs`), `spoke new` writes a connector project (`new.rs`).
 //! Nothing in this crate is part of the embeddable engine.
+mod check;
 mod cli;
 mod demo;
 mod flows;

@@ -328,6 +328,7 @@ struct RawConfig {
     scripts_dir: Option<PathBuf>,
     store: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
+    cache_prune: Option<bool>,
     listen: Option<String>,
     #[serde(default)]
     limits: Limits,
@@ -377,6 +378,9 @@ pub struct Config {
     pub scripts_dir: PathBuf,
     pub store: PathBuf,
     pub cache_dir: PathBuf,
+    /// Delete compiled plugins this host no longer loads from `cache_dir`
+    /// after each load (default). Hosts sharing one cache turn it off.
+    pub cache_prune: bool,
     pub listen: String,
     pub limits: Limits,
     pub dispatch: Dispatch,
@@ -529,6 +533,7 @@ impl Config {
             scripts_dir: rel(raw.scripts_dir, "scripts"),
             store: rel(raw.store, ".spoke/spoke.db"),
             cache_dir: rel(raw.cache_dir, ".spoke/cache"),
+            cache_prune: raw.cache_prune.unwrap_or(true),
             listen: raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             limits: raw.limits,
             dispatch: raw.dispatch,

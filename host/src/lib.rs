@@ -56,6 +56,8 @@ pub struct Host {
     runtime: Runtime,
     shared: Arc<Shared>,
     plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
+    /// Plugin files that did not load at start, with why.
+    failed: Vec<(std::path::PathBuf, String)>,
     bindings: RwLock<BTreeMap<String, Arc<Binding>>>,
     dispatcher: Arc<dispatch::Dispatcher>,
     extensions: extend::Extensions,
@@ -68,17 +70,7 @@ impl Host {
     /// serve it is a config error naming the key.
     pub async fn start(config: Config) -> Result<Host> {
         install_tls();
-        let runtime = Runtime::new(
-            &config.cache_dir,
-            EngineLimits {
-                memory_bytes: (config.limits.memory_mib as usize) << 20,
-                call_timeout: config.limits.call_timeout(),
-                call_deadline: config.limits.call_deadline(),
-                max_instances: EngineLimits::pool_size(config.limits.max_concurrent_calls, config.connectors.len()),
-                per_connector_calls: config.limits.max_concurrent_calls,
-                call_queue: config.limits.call_queue(),
-            },
-        )?;
+        let runtime = Runtime::new(&config.cache_dir, EngineLimits::from_config(&config))?;
         let store: Arc<dyn store::Store> = Arc::new(store::SqliteStore::open(&config.store)?);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -94,13 +86,18 @@ impl Host {
         let shared = Arc::new(Shared { http, store, limits: config.limits.clone(), limiter, config_source: config.source.clone(), quotas: config.quotas.clone(), logs, metrics });
         let refusals = webhook::RefusalLog::start(shared.store.clone(), &config.retention);
 
-        let (loaded, _failed) = runtime.load_dir(&config.plugins_dir).await?;
-        let mut plugins = BTreeMap::new();
+        let (loaded, failed) = runtime.load_dir(&config.plugins_dir).await?;
+        let failed = failed.into_iter().map(|(path, e)| (path, format!("{e:#}"))).collect();
+        let mut plugins: BTreeMap<String, Arc<Plugin>> = BTreeMap::new();
         for p in loaded {
             let name = p.manifest.name.clone();
-            if let Some(other) = plugins.insert(name.clone(), Arc::new(p)) {
-                anyhow::bail!("two plugins are named {name}: {} and another in {}", other.path.display(), config.plugins_dir.display());
+            if let Some(other) = plugins.get(&name) {
+                anyhow::bail!("two plugins are named {name}: {} and {}; remove or rename one", other.path.display(), p.path.display());
             }
+            plugins.insert(name, Arc::new(p));
+        }
+        if config.cache_prune {
+            runtime.prune_cache(plugins.values().map(|p| p.as_ref()));
         }
         let mut bindings = BTreeMap::new();
         for (name, c) in &config.connectors {
@@ -126,7 +123,7 @@ impl Host {
         for (name, sub) in &config.subscribers {
             dispatcher.subscribe(Arc::new(dispatch::Forwarder { name: format!("forward:{name}"), url: sub.url.clone(), topics: sub.topics.clone(), http: shared.http.clone() }));
         }
-        Ok(Host { config, runtime, shared, plugins: RwLock::new(plugins), bindings: RwLock::new(bindings), dispatcher, extensions: Default::default(), refusals })
+        Ok(Host { config, runtime, shared, plugins: RwLock::new(plugins), failed, bindings: RwLock::new(bindings), dispatcher, extensions: Default::default(), refusals })
     }
 
     pub fn config(&self) -> &Config {
@@ -150,6 +147,12 @@ impl Host {
     /// Loaded plugins, by manifest name.
     pub fn plugins(&self) -> Vec<Arc<Plugin>> {
         self.plugins.read().unwrap().values().cloned().collect()
+    }
+
+    /// Plugin files that failed to load at start, with the error (every
+    /// problem `check` found, or why the file could not be read).
+    pub fn failed_plugins(&self) -> &[(std::path::PathBuf, String)] {
+        &self.failed
     }
 
     /// Configured connectors, by name.
@@ -255,6 +258,10 @@ impl Host {
         }
         drop(bindings);
         self.plugins.write().unwrap().insert(name, plugin);
+        if self.config.cache_prune {
+            let loaded = self.plugins();
+            self.runtime.prune_cache(loaded.iter().map(|p| p.as_ref()));
+        }
         Ok(rebound.into_iter().map(|(n, _)| n).collect())
     }
 

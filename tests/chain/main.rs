@@ -586,7 +586,7 @@ fn spoke_config(dir: &Path, scripts: &Path, store: &Path, port: u16, admin_port:
     std::fs::write(
         &config,
         format!(
-            "plugins_dir = {:?}\ncache_dir = {:?}\nstore = {:?}\nscripts_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"value:{}\"\n\n{connectors}",
+            "plugins_dir = {:?}\ncache_dir = {:?}\ncache_prune = false\nstore = {:?}\nscripts_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"value:{}\"\n\n{connectors}",
             spoke_tests::plugins_dir().display().to_string(),
             spoke_tests::cache_dir().display().to_string(),
             store.display().to_string(),

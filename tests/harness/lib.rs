@@ -32,6 +32,21 @@ pub fn plugins_dir() -> PathBuf {
     dir
 }
 
+/// The `badmanifest` test plugin (target/broken-plugins, built by `cargo
+/// xtask plugins`) with its variant marker patched to `variant` (see
+/// tests/plugins/badmanifest): one build, every broken manifest.
+pub fn badmanifest(variant: &str) -> Vec<u8> {
+    let path = workspace().join("target/broken-plugins/badmanifest.wasm");
+    let mut wasm = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask plugins`", path.display()));
+    let marker = b"spoke-badmanifest:all###########";
+    let at = wasm.windows(marker.len()).position(|w| w == marker).expect("the variant marker is in the component");
+    let mut patched = format!("spoke-badmanifest:{variant}").into_bytes();
+    assert!(patched.len() <= marker.len(), "variant name too long: {variant}");
+    patched.resize(marker.len(), b'#');
+    wasm[at..at + marker.len()].copy_from_slice(&patched);
+    wasm
+}
+
 /// One compile cache for the whole test run, so each plugin is compiled once.
 pub fn cache_dir() -> PathBuf {
     workspace().join("target/test-cache")
@@ -147,8 +162,9 @@ pub fn config_text_with(dir: &Path, plugins: &Path, fragment: &str) -> String {
     // tests may still append top-level keys; a fragment with its own
     // `[admin]` replaces it.
     let admin = if fragment.contains("[admin]") { String::new() } else { format!("admin = {{ listen = \"127.0.0.1:0\", token = \"value:{ADMIN_TOKEN}\" }}\n") };
+    // Every test host shares one compile cache, concurrently: none prunes it.
     let header = format!(
-        "plugins_dir = {:?}\nstore = {:?}\ncache_dir = {:?}\nlisten = \"127.0.0.1:0\"\n{admin}",
+        "plugins_dir = {:?}\nstore = {:?}\ncache_dir = {:?}\ncache_prune = false\nlisten = \"127.0.0.1:0\"\n{admin}",
         plugins.display().to_string(),
         dir.join("spoke.db").display().to_string(),
         cache_dir().display().to_string(),

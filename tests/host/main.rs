@@ -2,6 +2,7 @@
 //! and a recording loopback server — no vendor involved.
 mod bounds;
 mod flows;
+mod kit;
 mod languages;
 mod operator;
 mod recorder;

@@ -2,6 +2,7 @@
 //! run exactly what a developer runs.
 //!
 //!   cargo xtask plugins   install the wasm32-wasip2 target, build every plugin
+//!                         (and the standalone template, examples/plugin-template)
 //!   cargo xtask examples  install componentize-py / componentize-js (pinned) into
 //!                         target/tools, build the Python and JS example plugins
 //!   cargo xtask test      plugins, examples, then every test (cargo nextest, or cargo test)
@@ -14,7 +15,13 @@ use std::process::Command;
 /// Plugins shipped to users.
 const VENDOR_PLUGINS: &[&str] = &["cyclesoftware", "lagerkoll", "wics"];
 /// Plugins only the tests load.
-const TEST_PLUGINS: &[&str] = &["probe", "acme"];
+const TEST_PLUGINS: &[&str] = &["probe"];
+/// Plugins a host must refuse (the tests of `spoke check`): built into
+/// target/broken-plugins, never into a folder a test host loads whole.
+const BROKEN_PLUGINS: &[&str] = &["badmanifest"];
+/// The plugin template (crate `acme`): a workspace of its own, built as a
+/// third party builds it, with its own release profile; tests load it.
+const TEMPLATE: &str = "examples/plugin-template";
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// componentize-py from PyPI. 0.25.1 emits components whose WASI imports
@@ -90,7 +97,7 @@ fn ensure_browser() -> Result<()> {
 /// Build every plugin that exists and copy the components into place.
 fn plugins(root: &Path) -> Result<Vec<PathBuf>> {
     ensure_wasm_target()?;
-    let all: Vec<&str> = VENDOR_PLUGINS.iter().chain(TEST_PLUGINS).copied().filter(|p| crate_exists(root, p)).collect();
+    let all: Vec<&str> = VENDOR_PLUGINS.iter().chain(TEST_PLUGINS).chain(BROKEN_PLUGINS).copied().filter(|p| crate_exists(root, p)).collect();
     let mut cmd = Command::new("cargo");
     // A target dir of their own: guest builds never wait on the host's lock.
     cmd.args(["build", "--target", WASM_TARGET, "--profile", "plugin", "--target-dir", "target/guest"]);
@@ -101,13 +108,19 @@ fn plugins(root: &Path) -> Result<Vec<PathBuf>> {
     let built = root.join("target/guest").join(WASM_TARGET).join("plugin");
     let shipped = root.join("target/spoke-plugins");
     let testing = root.join("target/test-plugins");
-    for dir in [&shipped, &testing] {
+    let broken = root.join("target/broken-plugins");
+    for dir in [&shipped, &testing, &broken] {
         std::fs::create_dir_all(dir)?;
     }
     let mut out = Vec::new();
     for p in &all {
         let file = built.join(format!("{p}.wasm"));
         let size = std::fs::metadata(&file).with_context(|| format!("{} was not built", file.display()))?.len();
+        if BROKEN_PLUGINS.contains(p) {
+            std::fs::copy(&file, broken.join(format!("{p}.wasm")))?;
+            eprintln!("  plugin {p} (broken on purpose): {} KiB", size / 1024);
+            continue;
+        }
         std::fs::copy(&file, testing.join(format!("{p}.wasm")))?;
         if VENDOR_PLUGINS.contains(p) {
             std::fs::copy(&file, shipped.join(format!("{p}.wasm")))?;
@@ -115,13 +128,29 @@ fn plugins(root: &Path) -> Result<Vec<PathBuf>> {
         }
         eprintln!("  plugin {p}: {} KiB", size / 1024);
     }
+    let template = build_template(root)?;
+    std::fs::copy(&template, testing.join("acme.wasm"))?;
+    eprintln!("  plugin acme (the template): {} KiB", std::fs::metadata(&template)?.len() / 1024);
     Ok(out)
 }
 
-/// Where a plugin crate lives: vendors in plugins/, the probe in
-/// tests/plugins/, the template (crate `acme`) in examples/.
+/// Build the template the way its README tells an author to, plus a
+/// target dir under ours. Its lockfile starts as a copy of the workspace's,
+/// so it resolves to the versions the workspace already uses.
+fn build_template(root: &Path) -> Result<PathBuf> {
+    let dir = root.join(TEMPLATE);
+    if !dir.join("Cargo.lock").exists() {
+        std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"))?;
+    }
+    let target = root.join("target/guest-template");
+    run(Command::new("cargo").current_dir(&dir).args(["build", "--release", "--target", WASM_TARGET, "--target-dir"]).arg(&target))?;
+    Ok(target.join(WASM_TARGET).join("release/acme.wasm"))
+}
+
+/// Where a workspace plugin crate lives: vendors in plugins/, test plugins
+/// in tests/plugins/.
 fn crate_dir(root: &Path, name: &str) -> Option<PathBuf> {
-    [root.join("plugins").join(name), root.join("tests/plugins").join(name), root.join("examples/plugin-template")]
+    [root.join("plugins").join(name), root.join("tests/plugins").join(name)]
         .into_iter()
         .find(|d| std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains(&format!("name = \"{name}\""))))
 }
@@ -141,7 +170,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     let mut cmd = Command::new("cargo");
     if has_nextest() {
         cmd.args(["nextest", "run", "--workspace", "--exclude", "spoke-pdk", "--no-fail-fast"]);
-        for p in VENDOR_PLUGINS.iter().chain(TEST_PLUGINS) {
+        for p in VENDOR_PLUGINS.iter().chain(TEST_PLUGINS).chain(BROKEN_PLUGINS) {
             // Guest crates are built for wasm above; their native unit tests
             // run here only if they have any (rlib crate type).
             if !crate_exists(root, p) {
@@ -152,7 +181,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
             }
         }
     } else {
-        cmd.args(["test", "--workspace", "--exclude", "spoke-pdk", "--exclude", "probe", "--exclude", "acme"]);
+        cmd.args(["test", "--workspace", "--exclude", "spoke-pdk", "--exclude", "probe", "--exclude", "badmanifest"]);
     }
     cmd.args(extra);
     run(&mut cmd)

@@ -8,6 +8,7 @@ mod http;
 mod kv;
 mod log;
 mod rate_limit;
+pub mod stderr;
 
 use crate::connector::Binding;
 use crate::plugin::v0_1_0 as wit;
@@ -16,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use http::check_path;
@@ -34,7 +34,8 @@ pub struct CallState {
     /// Time spent inside host imports; it does not count against the
     /// plugin's execution budget.
     pub(crate) host_time: Duration,
-    pub(crate) stderr: MemoryOutputPipe,
+    /// The guest's stderr for this call, its last few KiB (crash reports).
+    pub(crate) stderr: stderr::TailPipe,
     /// Credential checks made so far (`auth.verify-*`), for pacing.
     pub(crate) verifies: u32,
     wasi: WasiCtx,
@@ -43,7 +44,7 @@ pub struct CallState {
 
 impl CallState {
     pub(crate) fn new(binding: Option<Arc<Binding>>, operation: &str, memory_bytes: usize) -> Self {
-        let stderr = MemoryOutputPipe::new(8 * 1024);
+        let stderr = stderr::TailPipe::default();
         // No files, no environment, no sockets, no clocks beyond the default:
         // everything a plugin may do goes through the Spoke imports.
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
@@ -68,7 +69,7 @@ impl CallState {
 
     /// What the plugin wrote to stderr (a panic message, typically).
     pub(crate) fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+        self.stderr.text()
     }
 
     fn binding(&self) -> Result<&Arc<Binding>, wit::types::Error> {

@@ -25,7 +25,10 @@ impl Cache {
     }
 
     fn path_for(&self, engine: &Engine, wasm: &[u8]) -> PathBuf {
-        let content = hex::encode(Sha256::digest(wasm));
+        self.path_for_hash(engine, &hex::encode(Sha256::digest(wasm)))
+    }
+
+    fn path_for_hash(&self, engine: &Engine, content: &str) -> PathBuf {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let engine_key = h.finish();
@@ -55,9 +58,37 @@ impl Cache {
         let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
         std::fs::write(&tmp, &compiled).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("renaming into {}", path.display()))?;
-        // SAFETY: as above; we just wrote it.
-        let component = unsafe { Component::deserialize_file(engine, &path) }.map_err(anyhow::Error::from)?;
+        // SAFETY: as above; we just wrote it. Should another host's prune
+        // have removed it meanwhile, the bytes in hand serve as well.
+        let component = match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(c) => c,
+            Err(_) => unsafe { Component::deserialize(engine, &compiled) }.map_err(anyhow::Error::from)?,
+        };
         Ok((component, Source::Compiled))
+    }
+
+    /// Delete every compiled artifact except those of `keep` (content hashes
+    /// of the components loaded now, for this engine): older versions of a
+    /// plugin, removed plugins, other wasmtime versions. Each version of a
+    /// large plugin costs tens of MB. Returns the files removed.
+    pub fn prune<'a>(&self, engine: &Engine, keep: impl IntoIterator<Item = &'a str>) -> Vec<PathBuf> {
+        let keep: std::collections::HashSet<PathBuf> = keep.into_iter().map(|h| self.path_for_hash(engine, h)).collect();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let mut removed = Vec::new();
+        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            // Only finished artifacts: a `.tmp…` file may be another
+            // compile's write in progress.
+            if path.extension().is_some_and(|x| x == "cwasm") && !keep.contains(&path) {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => removed.push(path),
+                    Err(e) => tracing::warn!(path = %path.display(), "cannot prune compiled plugin: {e}"),
+                }
+            }
+        }
+        if !removed.is_empty() {
+            tracing::info!(removed = removed.len(), dir = %self.dir.display(), "pruned compiled plugins no longer loaded");
+        }
+        removed
     }
 }
 

@@ -3,8 +3,10 @@
 //! limits — guest execution time (epochs), memory (a store limiter) — so a
 //! plugin that loops, bloats or traps fails its own call and nothing else.
 pub mod cache;
+pub mod check;
 mod compile;
 pub mod guard;
+pub mod input;
 pub mod swap;
 pub mod v0_1_0;
 
@@ -21,6 +23,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use cache::Source;
+pub use check::Checked;
 
 /// Linear memory per pooled slot kept mapped between instances.
 const KEEP_RESIDENT: usize = 2 << 20;
@@ -47,6 +50,19 @@ pub struct EngineLimits {
 }
 
 impl EngineLimits {
+    /// The limits `config` asks for (`[limits]`), pool sized for its connectors.
+    pub fn from_config(config: &crate::Config) -> EngineLimits {
+        let l = &config.limits;
+        EngineLimits {
+            memory_bytes: (l.memory_mib as usize) << 20,
+            call_timeout: l.call_timeout(),
+            call_deadline: l.call_deadline(),
+            max_instances: EngineLimits::pool_size(l.max_concurrent_calls, config.connectors.len()),
+            per_connector_calls: l.max_concurrent_calls,
+            call_queue: l.call_queue(),
+        }
+    }
+
     /// Pool slots for `connectors` connectors: each may fill its share, and
     /// describes and the warm path have room besides.
     pub fn pool_size(per_connector_calls: u32, connectors: usize) -> u32 {
@@ -70,6 +86,15 @@ impl Drop for Runtime {
     }
 }
 
+/// The linker with every import Spoke provides: WASI p2 (no files, no
+/// sockets, no environment granted) and `spoke:connector@0.1.0`.
+fn spoke_linker(engine: &Engine) -> Result<Linker<CallState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    v0_1_0::Connector::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
 /// A loaded plugin, ready to instantiate.
 pub struct Plugin {
     pub manifest: Manifest,
@@ -78,6 +103,8 @@ pub struct Plugin {
     pub hash: String,
     pub source: Source,
     pre: v0_1_0::ConnectorPre<CallState>,
+    /// Each operation's input validator, compiled at load.
+    inputs: Arc<input::Inputs>,
     runtime: Arc<RuntimeRef>,
 }
 
@@ -140,9 +167,7 @@ impl Runtime {
             .memory_reservation_for_growth(0);
         let engine = Engine::new(&config)?;
 
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        v0_1_0::Connector::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        let linker = spoke_linker(&engine)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (e, stop) = (engine.clone(), stop_ticker.clone());
@@ -170,44 +195,30 @@ impl Runtime {
         self.limits.max_instances
     }
 
-    /// Load one component: compile (or map from cache), link, describe.
-    /// Reading, hashing and compiling run off the async workers (a blocking
-    /// thread, then the low-priority compile pool of `compile.rs`): a
-    /// compile takes seconds, and webhooks keep their latency meanwhile.
+    /// Load one component: compile (or map from cache), link, describe, and
+    /// refuse it, naming every problem, if `check` finds any.
     pub async fn load(&self, path: &Path) -> Result<Plugin> {
         let started = Instant::now();
-        let (engine, cache, file) = (self.engine.clone(), self.cache.clone(), path.to_path_buf());
-        let (hash, component, source) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
-            let (component, source) = compile::run(|| cache.load(&engine, &wasm)).with_context(|| format!("compiling {}", file.display()))?;
-            Ok((hash, component, source))
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("compiling {} panicked: {e}", path.display()))??;
-        let pre = self.linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| format!("linking {}: it imports something Spoke does not provide", path.display()))?;
-        let pre = v0_1_0::ConnectorPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("{} does not implement spoke:connector/connector@0.1.0", path.display()))?;
-        let runtime = Arc::new(RuntimeRef { engine: self.engine.clone(), limits: self.limits.clone(), guards: self.guards.clone() });
-        let mut plugin = Plugin {
-            manifest: Manifest { name: String::new(), version: String::new(), vendor: String::new(), description: String::new(), base_urls: vec![], auth_schemes: vec![], rate_policies: vec![], operations: vec![], webhook_topics: vec![] },
-            path: path.to_path_buf(),
-            hash,
-            source,
-            pre,
-            runtime,
+        let Checked { plugin, problems } = self.check(path).await?;
+        let plugin = match plugin {
+            Some(p) if problems.is_empty() => p,
+            _ => anyhow::bail!("{} is refused:\n  - {}", path.display(), problems.join("\n  - ")),
         };
-        plugin.manifest = plugin.describe().await.map_err(|e| anyhow::anyhow!("{}: describe failed: {e}", path.display()))?;
-        crate::rate_limit::policy::check(&plugin.manifest).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         tracing::info!(
             plugin = %plugin.manifest.name,
             version = %plugin.manifest.version,
             operations = plugin.manifest.operations.len(),
-            from = if source == Source::Cache { "compile cache" } else { "fresh compile" },
+            from = if plugin.source == Source::Cache { "compile cache" } else { "fresh compile" },
             ms = format!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
             "loaded plugin {}",
             path.display()
         );
         Ok(plugin)
+    }
+
+    /// Delete compiled artifacts of every component not in `loaded`.
+    pub fn prune_cache<'a>(&self, loaded: impl IntoIterator<Item = &'a Plugin>) -> Vec<PathBuf> {
+        self.cache.prune(&self.engine, loaded.into_iter().map(|p| p.hash.as_str()))
     }
 
     /// Load every `*.wasm` in `dir`, in name order. A plugin that fails to
@@ -279,7 +290,8 @@ impl Plugin {
     }
 
     fn trap_error(&self, e: wasmtime::Error, state: &CallState, budget: Duration) -> CallError {
-        let name = &self.manifest.name;
+        // While describing, the plugin has no name yet: its file stands in.
+        let name = &if self.manifest.name.is_empty() { self.path.display().to_string() } else { self.manifest.name.clone() };
         if e.downcast_ref::<DeadlineExceeded>().is_some() {
             return CallError::new(ErrorKind::Timeout, format!("plugin {name} ran past its execution budget of {:.1} s and was stopped", budget.as_secs_f64()));
         }
@@ -289,21 +301,17 @@ impl Plugin {
         if state.memory.hit {
             return CallError::new(ErrorKind::Internal, format!("plugin {name} exceeded its memory cap of {} MiB and was stopped", state.memory.max >> 20));
         }
-        let stderr = state.stderr_text();
-        // A Rust guest's panic prints "…panicked at FILE:LINE:" then the message.
-        let lines: Vec<&str> = stderr.lines().collect();
-        let detail = match lines.iter().position(|l| l.contains("panicked at")) {
-            Some(i) => format!("panicked: {} ({})", lines.get(i + 1).unwrap_or(&""), lines[i].split("panicked at ").nth(1).unwrap_or("").trim_end_matches(':')),
-            None => lines.iter().rev().find(|l| !l.trim().is_empty() && !l.starts_with("note:")).map(|l| l.to_string()).unwrap_or_else(|| format!("{e:#}")),
-        };
-        CallError::new(ErrorKind::Internal, format!("plugin {name} trapped: {detail}"))
+        crashed(name, &state.operation, e, &state.stderr_text())
     }
 
     pub async fn describe(&self) -> Result<Manifest, CallError> {
         self.with_instance(None, "describe", |c, store| Box::pin(async move { c.call_describe(store).await })).await.map(Manifest::from)
     }
 
+    /// Run `operation`. The input is checked against the operation's input
+    /// schema first; input it refuses never reaches the guest.
     pub async fn invoke(&self, binding: Arc<Binding>, operation: &str, input: &str) -> Result<String, CallError> {
+        self.inputs.check(&self.manifest.name, operation, input)?;
         let (op, input) = (operation.to_string(), input.to_string());
         let result = self.with_instance(Some(binding), operation, |c, store| Box::pin(async move { c.call_invoke(store, &op, &input).await })).await?;
         result.map_err(CallError::from)
@@ -324,6 +332,7 @@ pub struct Instance {
     store: Store<CallState>,
     bindings: v0_1_0::Connector,
     plugin_name: String,
+    inputs: Arc<input::Inputs>,
 }
 
 impl Plugin {
@@ -333,12 +342,13 @@ impl Plugin {
         store.limiter(|s| &mut s.memory);
         arm_deadline(&mut store, limits.call_timeout);
         let bindings = self.pre.instantiate_async(&mut store).await.map_err(|e| self.trap_error(e, store.data(), limits.call_timeout))?;
-        Ok(Instance { store, bindings, plugin_name: self.manifest.name.clone() })
+        Ok(Instance { store, bindings, plugin_name: self.manifest.name.clone(), inputs: self.inputs.clone() })
     }
 }
 
 impl Instance {
     pub async fn invoke(&mut self, operation: &str, input: &str) -> Result<String, CallError> {
+        self.inputs.check(&self.plugin_name, operation, input)?;
         let state = self.store.data_mut();
         state.operation = operation.to_string();
         // Each call gets the whole budget again.
@@ -347,9 +357,26 @@ impl Instance {
         self.store.set_epoch_deadline(1);
         match self.bindings.call_invoke(&mut self.store, operation, input).await {
             Ok(r) => r.map_err(CallError::from),
-            Err(e) => Err(CallError::new(ErrorKind::Internal, format!("plugin {} trapped: {e:#}", self.plugin_name))),
+            Err(e) => Err(crashed(&self.plugin_name, operation, e, &self.store.data().stderr_text())),
         }
     }
+}
+
+/// A guest that trapped: the error names the trap and carries what the
+/// guest wrote to stderr during the call (its own account of what went
+/// wrong: a Rust panic message, a Python traceback), which is logged too.
+fn crashed(name: &str, operation: &str, e: wasmtime::Error, stderr: &str) -> CallError {
+    let trap = format!("{e:#}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    // A Rust guest's panic prints "…panicked at FILE:LINE:" then the message.
+    let summary = match lines.iter().position(|l| l.contains("panicked at")) {
+        Some(i) => format!("panicked: {} ({})", lines.get(i + 1).unwrap_or(&""), lines[i].split("panicked at ").nth(1).unwrap_or("").trim_end_matches(':')),
+        None => lines.iter().rev().find(|l| !l.trim().is_empty() && !l.starts_with("note:")).map(|l| l.to_string()).unwrap_or_else(|| trap.clone()),
+    };
+    tracing::warn!(plugin = %name, operation = %operation, trap = %trap, "plugin {name} trapped; its stderr:\n{}", if stderr.is_empty() { "(empty)" } else { stderr });
+    let mut error = CallError::new(ErrorKind::Internal, format!("plugin {name} trapped: {summary}"));
+    error.details = Some(serde_json::json!({ "trap": trap, "stderr": stderr }));
+    error
 }
 
 /// Check guest time every epoch tick; time inside host imports is excluded.

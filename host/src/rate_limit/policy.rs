@@ -17,49 +17,51 @@ pub struct Policy {
     pub penalty_ms: Vec<i64>,
 }
 
-/// Why a manifest's rate policies cannot be enforced. Every operation must
-/// draw from some policy: a plugin names one for "every other operation"
-/// (an empty operation list), so a 429 anywhere has a budget to pause.
-pub fn check(manifest: &Manifest) -> Result<(), String> {
+/// Why a manifest's rate policies cannot be enforced, every reason. Every
+/// operation must draw from some policy: a plugin names one for "every
+/// other operation" (an empty operation list), so a 429 anywhere has a
+/// budget to pause.
+pub fn problems(manifest: &Manifest) -> Vec<String> {
     let name = &manifest.name;
+    let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for p in &manifest.rate_policies {
         let at = format!("plugin {name}, rate policy `{}`", p.name);
         if !seen.insert(p.name.as_str()) {
-            return Err(format!("{at}: declared twice"));
+            out.push(format!("{at}: declared twice"));
         }
         for w in &p.windows {
             if w.limit == 0 || w.seconds == 0 {
-                return Err(format!("{at}: window {{limit = {}, seconds = {}}} allows nothing; both must be above 0", w.limit, w.seconds));
+                out.push(format!("{at}: window {{limit = {}, seconds = {}}} allows nothing; both must be above 0", w.limit, w.seconds));
             }
         }
         if let Some(s) = p.penalty_seconds.iter().find(|s| **s == 0) {
-            return Err(format!("{at}: penalty of {s} seconds; every rung of the ladder must be above 0"));
+            out.push(format!("{at}: penalty of {s} seconds; every rung of the ladder must be above 0"));
         }
         for h in &p.headers {
             if !p.windows.iter().any(|w| w.seconds == h.window_seconds) {
-                return Err(format!("{at}: header {} describes a {}-second window the policy does not have", h.name, h.window_seconds));
+                out.push(format!("{at}: header {} describes a {}-second window the policy does not have", h.name, h.window_seconds));
             }
             if matches!(h.meaning, HeaderMeaning::ResetAt | HeaderMeaning::ResetSeconds)
                 && !p.headers.iter().any(|r| r.meaning == HeaderMeaning::Remaining && r.window_seconds == h.window_seconds)
             {
-                return Err(format!("{at}: reset header {} has no remaining header for its window, so it can never be read", h.name));
+                out.push(format!("{at}: reset header {} has no remaining header for its window, so it can never be read", h.name));
             }
         }
         for op in &p.operations {
             if manifest.operation(op).is_none() {
-                return Err(format!("{at}: names operation `{op}`, which the plugin does not have"));
+                out.push(format!("{at}: names operation `{op}`, which the plugin does not have"));
             }
         }
     }
     let uncovered: Vec<_> = manifest.operations.iter().filter(|o| !manifest.rate_policies.iter().any(|p| p.applies_to(&o.name))).map(|o| o.name.as_str()).collect();
     if !uncovered.is_empty() {
-        return Err(format!(
+        out.push(format!(
             "plugin {name}: operation(s) {} draw from no rate policy; declare one with an empty operation list for every other operation (windows may be empty if the vendor has no limit)",
             uncovered.join(", ")
         ));
     }
-    Ok(())
+    out
 }
 
 #[cfg(test)]
@@ -95,26 +97,35 @@ mod tests {
         RatePolicy { name: name.into(), description: String::new(), operations: ops.iter().map(|s| s.to_string()).collect(), windows, headers: vec![], penalty_seconds: vec![] }
     }
 
+    fn first(m: &Manifest) -> Result<(), String> {
+        problems(m).into_iter().next().map_or(Ok(()), Err)
+    }
+
     #[test]
     fn impossible_policies_are_refused_naming_plugin_and_policy() {
         let zero = manifest(vec![policy("general", &[], vec![Window { limit: 0, seconds: 60 }])]);
-        let e = check(&zero).unwrap_err();
+        let e = first(&zero).unwrap_err();
         assert!(e.contains("plugin acme, rate policy `general`") && e.contains("allows nothing"), "{e}");
 
         let uncovered = manifest(vec![policy("lists", &["list"], vec![Window { limit: 5, seconds: 1 }])]);
-        assert!(check(&uncovered).unwrap_err().contains("operation(s) get draw from no rate policy"));
+        assert!(first(&uncovered).unwrap_err().contains("operation(s) get draw from no rate policy"));
 
         let unknown = manifest(vec![policy("general", &[], vec![]), policy("x", &["nope"], vec![])]);
-        assert!(check(&unknown).unwrap_err().contains("names operation `nope`"));
+        assert!(first(&unknown).unwrap_err().contains("names operation `nope`"));
 
         let twice = manifest(vec![policy("general", &[], vec![]), policy("general", &[], vec![])]);
-        assert!(check(&twice).unwrap_err().contains("declared twice"));
+        assert!(first(&twice).unwrap_err().contains("declared twice"));
 
         let mut zero_penalty = policy("general", &[], vec![]);
         zero_penalty.penalty_seconds = vec![60, 0];
-        assert!(check(&manifest(vec![zero_penalty])).unwrap_err().contains("penalty of 0 seconds"));
+        assert!(first(&manifest(vec![zero_penalty])).unwrap_err().contains("penalty of 0 seconds"));
 
         let ok = manifest(vec![policy("lists", &["list"], vec![Window { limit: 5, seconds: 1 }]), policy("general", &[], vec![])]);
-        check(&ok).unwrap();
+        first(&ok).unwrap();
+
+        // All of them at once, not the first only.
+        let mut both = policy("general", &["nope"], vec![Window { limit: 0, seconds: 0 }]);
+        both.penalty_seconds = vec![0];
+        assert_eq!(problems(&manifest(vec![both])).len(), 4);
     }
 }

@@ -10,7 +10,8 @@
 pub mod bindings {
     wit_bindgen::generate!({
         world: "connector",
-        path: "../../wit/v0.1.0",
+        // The bundled copy of wit/v0.1.0, relative to this crate.
+        path: "wit",
         pub_export_macro: true,
         default_bindings_module: "spoke_pdk::bindings",
     });

@@ -196,6 +196,13 @@ impl Connector for Probe {
                 Ok(json!({ "allocated_mib": chunks.len() }))
             }),
             op("panic", "panics", any(), |_| panic!("the probe was asked to panic")),
+            op("noisy_panic", "writes `kib` KiB of noise to stderr, then panics", any(), |v| {
+                let kib = v.get("kib").and_then(Value::as_u64).unwrap_or(0);
+                for i in 0..kib * 16 {
+                    eprintln!("noise line {i:05} ....................................................");
+                }
+                panic!("the probe panicked after {kib} KiB of noise")
+            }),
             op("sleep", "sleeps `ms` in WASI", any(), |v| {
                 let ms = v.get("ms").and_then(Value::as_u64).unwrap_or(0);
                 std::thread::sleep(std::time::Duration::from_millis(ms));
