@@ -268,9 +268,9 @@ fn runs_cli_filters_by_function_and_outcome() {
     {
         let store = SqliteStore::open(&dir.path().join("spoke.db")).unwrap();
         let ok = store.run_start("chain", 1, "new_lead", "http", 1).unwrap();
-        store.run_finish(ok, 2, None, &[]).unwrap();
+        store.run_finish(ok, 2, None, &[], &Default::default()).unwrap();
         let failed = store.run_start("chain", 1, "shipped", "event:wics/SHIPMENT:1", 1).unwrap();
-        store.run_finish(failed, 2, Some(("vendor: no such order", Some("chain.rhai:9"))), &[]).unwrap();
+        store.run_finish(failed, 2, Some(("vendor: no such order", Some("chain.rhai:9"))), &[], &Default::default()).unwrap();
         store.run_start("chain", 1, "poll", "schedule:2s", 1).unwrap();
     }
     let functions = |args: &[&str]| -> Vec<String> {

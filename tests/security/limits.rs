@@ -2,7 +2,7 @@
 //! slow senders, idle sockets by the thousand, and SIGTERM.
 use spoke_tests::{eventually, TestHost};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
