@@ -179,7 +179,14 @@ pub fn engine(host: &Arc<Host>, limits: &ScriptLimits, handle: tokio::runtime::H
     let s4 = host.store().clone();
     state.set_native_fn("update", move |ctx: NativeCallContext, key: ImmutableString, f: FnPtr| -> Result<Dynamic, Box<EvalAltResult>> {
         let script = context::script_name();
-        for _ in 0..STATE_UPDATE_ATTEMPTS {
+        for attempt in 0..STATE_UPDATE_ATTEMPTS {
+            if attempt > 0 {
+                // Many runs on one key retry in lockstep otherwise: back off
+                // a random while, longer after each conflict (≤ ~50 ms).
+                let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+                let ceiling_us = 200u64 << attempt.min(8);
+                std::thread::sleep(std::time::Duration::from_micros(u64::from(nanos) % ceiling_us));
+            }
             let old = s4.state_get(&script, &key).map_err(|e| rt_error(format!("state: {e:#}")))?;
             let old_value = old.as_deref().map(state_value).transpose()?.unwrap_or(Dynamic::UNIT);
             let new: Dynamic = f.call_within_context(&ctx, (old_value,))?;

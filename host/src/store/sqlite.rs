@@ -1,7 +1,7 @@
 //! The SQLite engine of [`Store`]: one file, WAL, `synchronous = NORMAL`
 //! (a commit survives a process crash; WAL makes it cheap).
 use super::*;
-use parking_lot::{FairMutex, FairMutexGuard};
+use parking_lot::{Mutex, MutexGuard};
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
@@ -30,19 +30,22 @@ const PRUNE_BATCH: i64 = 5000;
 /// ledger's connection wrote in between (WAL cannot upgrade a stale
 /// snapshot), which answered webhooks 503.
 pub struct SqliteStore {
-    /// The writer. Fair: a webhook group commit that ends hands the
-    /// connection to whoever waited (dispatch marks, run records) instead of
-    /// taking it straight back under a flood, which starved delivery.
-    conn: FairMutex<Connection>,
+    /// The writer. parking_lot's lock is eventually fair (a waiter is handed
+    /// the lock within about half a millisecond), so a flood of webhook
+    /// commits cannot starve dispatch marks and run records; a strictly fair
+    /// lock was tried and made every contended write a thread handover,
+    /// which widened `state::update`'s compare-and-swap window until 32
+    /// flows on one key gave up.
+    conn: Mutex<Connection>,
     /// The rate ledger's own connection (`None` in memory, where a second
     /// connection would be another database): a call waiting for budget
     /// never queues behind a webhook commit in this process.
-    ledger: Option<FairMutex<Connection>>,
+    ledger: Option<Mutex<Connection>>,
     /// Read-only connections for what only reads (due work, lists, state
     /// lookups): under WAL a reader never waits for a writer, so dispatch
     /// and the CLI are not queued behind a webhook group commit. Empty in
     /// memory, where reads use the one connection.
-    readers: Vec<FairMutex<Connection>>,
+    readers: Vec<Mutex<Connection>>,
     next_reader: std::sync::atomic::AtomicUsize,
 }
 
@@ -60,12 +63,12 @@ impl SqliteStore {
         let ledger = Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
         ledger.pragma_update(None, "synchronous", "NORMAL")?;
         ledger.busy_timeout(std::time::Duration::from_secs(10))?;
-        store.ledger = Some(FairMutex::new(ledger));
+        store.ledger = Some(Mutex::new(ledger));
         for _ in 0..READERS {
             let reader = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .with_context(|| format!("opening store {} for reading", path.display()))?;
             reader.busy_timeout(std::time::Duration::from_secs(5))?;
-            store.readers.push(FairMutex::new(reader));
+            store.readers.push(Mutex::new(reader));
         }
         Ok(store)
     }
@@ -92,15 +95,15 @@ impl SqliteStore {
                 tx.commit()?;
             }
         }
-        Ok(SqliteStore { conn: FairMutex::new(conn), ledger: None, readers: Vec::new(), next_reader: Default::default() })
+        Ok(SqliteStore { conn: Mutex::new(conn), ledger: None, readers: Vec::new(), next_reader: Default::default() })
     }
 
-    pub(super) fn conn(&self) -> FairMutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock()
     }
 
     /// A read-only connection: a free one if any, else the next in turn.
-    pub(super) fn reader(&self) -> FairMutexGuard<'_, Connection> {
+    pub(super) fn reader(&self) -> MutexGuard<'_, Connection> {
         if self.readers.is_empty() {
             return self.conn();
         }
@@ -113,7 +116,7 @@ impl SqliteStore {
         self.readers[i].lock()
     }
 
-    pub(super) fn ledger_conn(&self) -> FairMutexGuard<'_, Connection> {
+    pub(super) fn ledger_conn(&self) -> MutexGuard<'_, Connection> {
         self.ledger.as_ref().unwrap_or(&self.conn).lock()
     }
 }
