@@ -78,18 +78,37 @@ impl SqliteStore {
     }
 
     fn init(mut conn: Connection) -> Result<SqliteStore> {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // First, so even switching a new file to WAL waits for another
+        // process doing the same instead of failing "database is locked".
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Switching a new file to WAL needs it alone; another process doing
+        // the same at that moment is answered "locked" without the busy
+        // handler being asked, so wait a little and try again.
+        let mut tries = 0;
+        while let Err(e) = conn.pragma_update(None, "journal_mode", "WAL") {
+            tries += 1;
+            if tries > 100 || !e.to_string().contains("locked") {
+                return Err(e).context("switching the store to WAL");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // The WAL is reset at each checkpoint; this caps the file it leaves
         // behind after a burst of writes.
         conn.pragma_update(None, "journal_size_limit", 16i64 << 20)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied INTEGER NOT NULL)")?;
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied INTEGER NOT NULL)").context("creating schema_migrations")?;
         for (name, sql) in MIGRATIONS {
-            let done: Option<String> = conn.query_row("SELECT name FROM schema_migrations WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+            let done: Option<String> = conn.query_row("SELECT name FROM schema_migrations WHERE name = ?1", [name], |r| r.get(0)).optional().context("reading schema_migrations")?;
             if done.is_none() {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                // Asked again under the write lock: processes starting on a
+                // new store at once each saw it missing, and the second to
+                // apply it failed ("duplicate column").
+                let applied: Option<String> = tx.query_row("SELECT name FROM schema_migrations WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+                if applied.is_some() {
+                    continue;
+                }
                 tx.execute_batch(sql).with_context(|| format!("migration {name}"))?;
                 tx.execute("INSERT INTO schema_migrations (name, applied) VALUES (?1, ?2)", params![name, now_ms()])?;
                 tx.commit()?;
@@ -808,6 +827,27 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hosts starting on a new store at the same moment each apply the
+    /// migrations once, and none fails on another's work.
+    #[test]
+    fn processes_opening_a_new_store_at_once_all_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spoke.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    SqliteStore::open(&path).map(|_| ()).map_err(|e| format!("{e:#}"))
+                })
+            })
+            .collect();
+        for o in openers {
+            o.join().unwrap().unwrap();
+        }
+    }
 
     fn ev(id: &str, topic: &str) -> Event {
         Event { id: id.into(), topic: topic.into(), occurred_at: None, subject: None, payload: serde_json::json!({"id": id}) }
