@@ -184,7 +184,7 @@ pub async fn pipeline(fx: &Fixture) -> anyhow::Result<Vec<Row>> {
     std::fs::create_dir_all(dir.path().join("scripts"))?;
     std::fs::write(
         dir.path().join("scripts/pipe.rhai"),
-        "on(\"probe\", \"PING\", \"handle\");\nfn handle(e) {\n    probe::http(#{ path: \"/a\" });\n    probe::http(#{ path: \"/b\", query: #{ id: e.payload.id.to_string() } });\n}\n",
+        crate::fixture::PIPE_SCRIPT,
     )?;
     let host = Arc::new(spoke::Host::start(fx.config(dir.path(), &fx.cache(), "")).await?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

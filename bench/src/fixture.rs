@@ -79,6 +79,11 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// The pipeline's script: each PING makes two plugin calls to the vendor,
+/// the second carrying the event's id (when the vendor sees it, the event
+/// is done).
+pub const PIPE_SCRIPT: &str = "on(\"probe\", \"PING\", \"handle\");\nfn handle(e) {\n    probe::http(#{ path: \"/a\" });\n    probe::http(#{ path: \"/b\", query: #{ id: e.payload.id.to_string() } });\n}\n";
+
 pub fn sign(body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"bench-secret").unwrap();

@@ -35,7 +35,7 @@ impl HostProcess {
         std::fs::create_dir_all(dir.path().join("scripts"))?;
         std::fs::write(
             dir.path().join("scripts/pipe.rhai"),
-            "on(\"probe\", \"PING\", \"handle\");\nfn handle(e) {\n    probe::http(#{ path: \"/a\" });\n    probe::http(#{ path: \"/b\", query: #{ id: e.payload.id.to_string() } });\n}\n",
+            crate::fixture::PIPE_SCRIPT,
         )?;
         let config = dir.path().join("spoke.toml");
         std::fs::write(&config, fx.config_text(dir.path(), &fx.cache(), "listen = \"127.0.0.1:0\"\n"))?;

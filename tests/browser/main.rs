@@ -28,22 +28,7 @@ fn lead_flow() {
 "#;
 
 fn probe_connector(url: &str, scripts: &std::path::Path) -> String {
-    format!(
-        r#"scripts_dir = {scripts:?}
-[dispatch]
-max_attempts = 1
-[connectors.probe]
-plugin = "probe"
-base_url = "{url}/api"
-[connectors.probe.credentials]
-user = "value:u"
-password = "value:p"
-api_key = "value:k"
-store = "value:s"
-webhook_secret = "value:hook-secret"
-"#,
-        scripts = scripts.display().to_string()
-    )
+    format!("scripts_dir = {:?}\n[dispatch]\nmax_attempts = 1\n{}", scripts.display().to_string(), spoke_tests::probe_connector(url, "hook-secret"))
 }
 
 /// chromedriver on a free port, killed on drop.

@@ -227,20 +227,7 @@ async fn refusing_vendor() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Insta
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bare_429_pauses_the_credential_and_each_pause_ends_with_one_request() {
     let (url, seen, _server) = refusing_vendor().await;
-    let fragment = format!(
-        r#"[limits]
-max_rate_wait_secs = 6
-[connectors.probe]
-plugin = "probe"
-base_url = "{url}/api"
-[connectors.probe.credentials]
-user = "value:u"
-password = "value:p"
-api_key = "value:k"
-store = "value:s"
-webhook_secret = "value:w"
-"#
-    );
+    let fragment = format!("[limits]\nmax_rate_wait_secs = 6\n{}", spoke_tests::probe_connector(&url, "w"));
     let host = std::sync::Arc::new(TestHost::start(&fragment).await.unwrap());
     let call = |h: std::sync::Arc<TestHost>| tokio::spawn(async move { h.call("probe", "http", json!({"path": "/anything"})).await });
     let first = call(host.clone());

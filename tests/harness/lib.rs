@@ -151,6 +151,14 @@ impl TestHost {
     }
 }
 
+/// A `[connectors.probe]` table against `url` (the probe's API is under
+/// `/api`), with placeholder credentials and `webhook_secret` as given.
+pub fn probe_connector(url: &str, webhook_secret: &str) -> String {
+    format!(
+        "[connectors.probe]\nplugin = \"probe\"\nbase_url = \"{url}/api\"\n[connectors.probe.credentials]\nuser = \"value:u\"\npassword = \"value:p\"\napi_key = \"value:k\"\nstore = \"value:s\"\nwebhook_secret = \"value:{webhook_secret}\"\n"
+    )
+}
+
 /// The full config text for a fragment, rooted in `dir`.
 pub fn config_text(dir: &Path, fragment: &str) -> String {
     config_text_with(dir, &plugins_dir(), fragment)

@@ -55,14 +55,23 @@ async fn get(admin: &str, path: &str) -> Value {
     r.json().await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_show_every_family_and_move_with_the_work() {
+/// What the running host must outlive: its vendor, scripts and watcher.
+struct Keep(#[allow(dead_code)] Recorder, tempfile::TempDir, #[allow(dead_code)] notify::RecommendedWatcher);
+
+/// A served host running `SCRIPT` against a fresh recording vendor.
+async fn ops_host() -> (TestHost, spoke_tests::Served, Keep) {
     spoke::install_tls();
     let rec = Recorder::start().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ops.rhai"), SCRIPT).unwrap();
     let h = TestHost::start(&config(&rec.url, dir.path())).await.unwrap();
-    let (served, _scripts, _w) = h.serve_with_scripts().await;
+    let (served, _scripts, watcher) = h.serve_with_scripts().await;
+    (h, served, Keep(rec, dir, watcher))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_every_family_and_move_with_the_work() {
+    let (h, served, keep) = ops_host().await;
 
     let unauthorized = reqwest::Client::new().get(format!("{}/metrics", served.admin_url)).send().await.unwrap();
     assert_eq!(unauthorized.status(), 401, "metrics are behind the admin token");
@@ -105,7 +114,7 @@ async fn metrics_show_every_family_and_move_with_the_work() {
     assert!(after.contains("spoke_flows{status=\"in_doubt\"}"), "{after}");
 
     // A broken save counts as a failed reload; the old version keeps running.
-    std::fs::write(dir.path().join("ops.rhai"), "fn broken( {").unwrap();
+    std::fs::write(keep.1.path().join("ops.rhai"), "fn broken( {").unwrap();
     assert!(
         eventually(10, || {
             let m = h.host.metrics().encode();
@@ -132,12 +141,7 @@ async fn metrics_show_every_family_and_move_with_the_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_keeps_its_own_log_lines_and_rate_waits() {
-    spoke::install_tls();
-    let rec = Recorder::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ops.rhai"), SCRIPT).unwrap();
-    let h = TestHost::start(&config(&rec.url, dir.path())).await.unwrap();
-    let (served, _scripts, _w) = h.serve_with_scripts().await;
+    let (h, served, _keep) = ops_host().await;
     let r = served.trigger("ops", "hello", &Value::Null).await;
     let body: Value = r.json().await.unwrap();
     let id = body["run"].as_i64().expect("a failed run names its id");
