@@ -180,12 +180,7 @@ pub async fn pipeline(fx: &Fixture) -> anyhow::Result<Vec<Row>> {
     }
     let raw_rate = raw as f64 / t.elapsed().as_secs_f64();
 
-    let dir = tempfile::tempdir_in(fx.root.join("target"))?;
-    std::fs::create_dir_all(dir.path().join("scripts"))?;
-    std::fs::write(
-        dir.path().join("scripts/pipe.rhai"),
-        crate::fixture::PIPE_SCRIPT,
-    )?;
+    let dir = crate::fixture::pipeline_dir(fx)?;
     let host = Arc::new(spoke::Host::start(fx.config(dir.path(), &fx.cache(), "")).await?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/hooks/probe", listener.local_addr()?);

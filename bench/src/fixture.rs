@@ -84,6 +84,14 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
 /// is done).
 pub const PIPE_SCRIPT: &str = "on(\"probe\", \"PING\", \"handle\");\nfn handle(e) {\n    probe::http(#{ path: \"/a\" });\n    probe::http(#{ path: \"/b\", query: #{ id: e.payload.id.to_string() } });\n}\n";
 
+/// A scratch folder under target/ with `scripts/pipe.rhai` in it.
+pub fn pipeline_dir(fx: &Fixture) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir_in(fx.root.join("target"))?;
+    std::fs::create_dir_all(dir.path().join("scripts"))?;
+    std::fs::write(dir.path().join("scripts/pipe.rhai"), PIPE_SCRIPT)?;
+    Ok(dir)
+}
+
 pub fn sign(body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"bench-secret").unwrap();

@@ -31,12 +31,7 @@ struct HostProcess {
 
 impl HostProcess {
     async fn start(fx: &Fixture) -> anyhow::Result<HostProcess> {
-        let dir = tempfile::tempdir_in(fx.root.join("target"))?;
-        std::fs::create_dir_all(dir.path().join("scripts"))?;
-        std::fs::write(
-            dir.path().join("scripts/pipe.rhai"),
-            crate::fixture::PIPE_SCRIPT,
-        )?;
+        let dir = crate::fixture::pipeline_dir(fx)?;
         let config = dir.path().join("spoke.toml");
         std::fs::write(&config, fx.config_text(dir.path(), &fx.cache(), "listen = \"127.0.0.1:0\"\n"))?;
         let bin = fx.bin("spoke");

@@ -204,12 +204,7 @@ impl Host {
     /// call slots in use.
     pub async fn snapshot(&self) -> Result<metrics::Snapshot> {
         let store = self.shared.store.clone();
-        let (events, backlog_age_secs, flows) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let now = store::now_ms();
-            let backlog = store.backlog(now)?;
-            Ok((backlog.counts, backlog.oldest_ms.map(|t| (now - t).max(0) as f64 / 1000.0).unwrap_or(0.0), store.flow_counts()?))
-        })
-        .await??;
+        let (backlog, flows) = tokio::task::spawn_blocking(move || -> Result<_> { Ok((store.backlog()?, store.flow_counts()?)) }).await??;
         let mut buckets = Vec::new();
         for b in self.connectors() {
             for (policy, bucket) in &b.policies {
@@ -219,7 +214,7 @@ impl Host {
             }
         }
         let pool_in_use = self.runtime.guards().in_use().into_iter().map(|(c, n)| (c, n as i64)).collect();
-        Ok(metrics::Snapshot { events, backlog_age_secs, flows, buckets, pool_in_use, pool_slots: i64::from(self.runtime.pool_slots()) })
+        Ok(metrics::Snapshot { backlog, flows, buckets, pool_in_use, pool_slots: i64::from(self.runtime.pool_slots()) })
     }
 
     /// Hand a received webhook to the connector's plugin: verified and

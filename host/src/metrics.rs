@@ -251,10 +251,11 @@ impl Metrics {
 
     /// The scrape-time readings, set just before encoding.
     pub fn set_snapshot(&self, snapshot: &Snapshot) {
-        for (status, n) in &snapshot.events {
+        for (status, n) in &snapshot.backlog.counts {
             self.events.get_or_create(&StatusLabels { status: status.clone() }).set(*n);
         }
-        self.backlog_age.set(snapshot.backlog_age_secs);
+        let age_ms = snapshot.backlog.oldest_ms.map(|t| (crate::store::now_ms() - t).max(0)).unwrap_or(0);
+        self.backlog_age.set(age_ms as f64 / 1000.0);
         // Every state, zero included: a dashboard sees "none in doubt".
         for status in crate::flow::STATES {
             let n = snapshot.flows.iter().find(|(s, _)| s == status).map(|(_, n)| *n).unwrap_or(0);
@@ -299,8 +300,7 @@ pub struct BucketReading {
 /// What `/metrics` reads from the store and the ledger at scrape time.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub events: Vec<(String, i64)>,
-    pub backlog_age_secs: f64,
+    pub backlog: crate::store::Backlog,
     pub flows: Vec<(String, i64)>,
     pub buckets: Vec<BucketReading>,
     pub pool_in_use: Vec<(String, i64)>,

@@ -54,6 +54,17 @@ impl From<anyhow::Error> for ApiError {
 
 type Answer = Result<Json<Value>, ApiError>;
 
+/// A query parameter as a filter: absent and empty both mean "any" (an
+/// HTML form sends empty fields).
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
+}
+
+/// A list's length: 100 unless asked, never more than `max`.
+fn limit(asked: Option<usize>, max: usize) -> usize {
+    asked.unwrap_or(100).min(max)
+}
+
 fn not_found(what: String) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, what)
 }
@@ -68,7 +79,6 @@ async fn with_store<T: Send + 'static>(host: &Host, f: impl FnOnce(&dyn Store) -
 /// recent errors, scripts with their load errors, the backlog, flows.
 async fn overview(State(api): State<Api>) -> Answer {
     let snapshot = api.host.snapshot().await?;
-    api.host.metrics().set_snapshot(&snapshot);
     let connectors: Vec<Value> = api
         .host
         .connectors()
@@ -89,7 +99,8 @@ async fn overview(State(api): State<Api>) -> Answer {
             })
         })
         .collect();
-    let (stored, backlog) = with_store(&api.host, |s| Ok((s.scripts()?, s.backlog(crate::store::now_ms())?))).await?;
+    let stored = with_store(&api.host, |s| s.scripts()).await?;
+    let backlog = snapshot.backlog;
     // The store knows every script ever loaded; the loader knows the error
     // that is blocking a new version right now.
     let scripts: Vec<Value> = stored
@@ -129,9 +140,9 @@ struct FlowQuery {
 async fn flows(State(api): State<Api>, Query(q): Query<FlowQuery>) -> Answer {
     // Search by key: any flow whose key contains the text, so an operator
     // can paste part of a lead id.
-    let filter = FlowFilter { script: q.script, status: q.status.filter(|s| !s.is_empty()), key: None, limit: 500 };
-    let needle = q.key.filter(|k| !k.is_empty());
-    let limit = q.limit.unwrap_or(100).min(500);
+    let filter = FlowFilter { script: q.script, status: nonempty(q.status), key: None, limit: 500 };
+    let needle = nonempty(q.key);
+    let limit = limit(q.limit, 500);
     let found = with_store(&api.host, move |s| s.flows(&filter)).await?;
     let found: Vec<_> = found.into_iter().filter(|f| needle.as_ref().is_none_or(|k| f.key.contains(k.as_str()))).take(limit).collect();
     Ok(Json(json!({ "flows": found })))
@@ -180,8 +191,7 @@ struct EventQuery {
 }
 
 async fn events(State(api): State<Api>, Query(q): Query<EventQuery>) -> Answer {
-    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
-    let filter = EventFilter { connector: nonempty(q.connector), topic: nonempty(q.topic), status: nonempty(q.status), limit: q.limit.unwrap_or(100).min(1000) };
+    let filter = EventFilter { connector: nonempty(q.connector), topic: nonempty(q.topic), status: nonempty(q.status), limit: limit(q.limit, 1000) };
     let found = with_store(&api.host, move |s| s.list_events(&filter)).await?;
     Ok(Json(json!({ "events": found })))
 }
@@ -210,12 +220,11 @@ struct RunQuery {
 }
 
 async fn runs(State(api): State<Api>, Query(q): Query<RunQuery>) -> Answer {
-    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
     let outcome = match nonempty(q.outcome) {
         Some(o) => Some(o.parse::<RunOutcome>().map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?),
         None => None,
     };
-    let filter = RunFilter { script: nonempty(q.script), function: nonempty(q.function), outcome, limit: q.limit.unwrap_or(100).min(1000) };
+    let filter = RunFilter { script: nonempty(q.script), function: nonempty(q.function), outcome, limit: limit(q.limit, 1000) };
     let found = with_store(&api.host, move |s| s.runs(&filter)).await?;
     Ok(Json(json!({ "runs": found })))
 }
@@ -231,7 +240,7 @@ struct Limit {
 }
 
 async fn refused(State(api): State<Api>, Query(q): Query<Limit>) -> Answer {
-    let limit = q.limit.unwrap_or(100).min(1000);
-    let found = with_store(&api.host, move |s| s.refusals(limit)).await?;
+    let n = limit(q.limit, 1000);
+    let found = with_store(&api.host, move |s| s.refusals(n)).await?;
     Ok(Json(json!({ "refused": found })))
 }

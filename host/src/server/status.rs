@@ -12,12 +12,14 @@ use axum::Router;
 const PAGE: &str = include_str!("status.html");
 
 /// Paths that serve the page's shell (no token needed: no data in it).
+const SHELL: [&str; 3] = ["/", "/ui", "/ui/"];
+
 pub fn is_shell(path: &str) -> bool {
-    matches!(path, "/" | "/ui" | "/ui/")
+    SHELL.contains(&path)
 }
 
 pub fn router() -> Router {
-    Router::new().route("/", get(page)).route("/ui", get(page)).route("/ui/", get(page))
+    SHELL.iter().fold(Router::new(), |r, path| r.route(path, get(page)))
 }
 
 async fn page() -> impl IntoResponse {

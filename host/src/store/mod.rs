@@ -358,7 +358,7 @@ pub trait Store: crate::rate_limit::LedgerStore + crate::flow::FlowStore + Send 
     fn interrupt_orphan_runs(&self, now: i64, alive: &dyn Fn(i64) -> bool) -> Result<usize>;
     fn run_finish(&self, id: i64, now: i64, error: Option<(&str, Option<&str>)>, steps: &[String], logs: &RunLogs) -> Result<()>;
     /// The delivery backlog now (`spoke_events`, the status page).
-    fn backlog(&self, now: i64) -> Result<Backlog>;
+    fn backlog(&self) -> Result<Backlog>;
     fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
     fn run(&self, id: i64) -> Result<Option<RunRecord>>;
     fn step_get(&self, script: &str, key: &str) -> Result<Option<String>>;

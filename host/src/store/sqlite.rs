@@ -87,7 +87,8 @@ impl SqliteStore {
         let mut tries = 0;
         while let Err(e) = conn.pragma_update(None, "journal_mode", "WAL") {
             tries += 1;
-            if tries > 100 || !e.to_string().contains("locked") {
+            let busy = matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked));
+            if tries > 100 || !busy {
                 return Err(e).context("switching the store to WAL");
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -651,7 +652,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn backlog(&self, _now: i64) -> Result<Backlog> {
+    fn backlog(&self) -> Result<Backlog> {
         let conn = self.reader();
         let mut counts: Vec<(String, i64)> = ["pending", "delivered", "dead"].iter().map(|s| (s.to_string(), 0)).collect();
         let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM dispatches GROUP BY status")?;
