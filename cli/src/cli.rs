@@ -390,7 +390,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sandbox { command } => sandbox(command.unwrap_or(SandboxCommand::Start { write: None, hooks: "http://127.0.0.1:8080/hooks".into() })).await,
         Command::Scripts => {
             let store = open_store(&cli.config)?;
-            for s in spoke::store::Store::scripts(&store)? {
+            for s in store.scripts()? {
                 match s.removed_at {
                     Some(at) => println!("{} (removed {}; was version {})", s.name, time(at), s.version),
                     None => println!("{} (version {}, loaded {})", s.name, s.version, time(s.loaded_at)),
@@ -419,7 +419,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 RunsCommand::List { script, function, outcome, limit } => {
                     use spoke::store::{RunFilter, RunOutcome};
                     println!("{:>6}  {:<19}  {:<20} {:<22} {:<11} {}", "RUN", "STARTED (UTC)", "SCRIPT", "FUNCTION", "RESULT", "TRIGGER / ERROR");
-                    for r in spoke::store::Store::runs(&store, &RunFilter { script, function, outcome, limit })? {
+                    for r in store.runs(&RunFilter { script, function, outcome, limit })? {
                         let detail = match (&r.error, &r.location) {
                             (Some(e), Some(l)) => format!("{l}: {e}"),
                             (Some(e), None) => e.clone(),
@@ -431,7 +431,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 RunsCommand::Show { id, json } => {
-                    let Some(r) = spoke::store::Store::run(&store, id)? else { anyhow::bail!("no run {id}") };
+                    let Some(r) = store.run(id)? else { anyhow::bail!("no run {id}") };
                     if json {
                         println!("{}", serde_json::to_string_pretty(&r)?);
                     } else {
@@ -441,7 +441,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::State(cmd) => crate::state::run(&open_store(&cli.config)?, cmd),
+        Command::State(cmd) => crate::state::run(open_store(&cli.config)?.as_ref(), cmd),
         Command::Script(ScriptCommand::Run { file, function, json }) => {
             let arg = json.map(|j| serde_json::from_str::<serde_json::Value>(&j)).transpose().map_err(|e| anyhow::anyhow!("the argument is not JSON: {e}"))?;
             let mut config = Config::load(&cli.config)?;
@@ -542,12 +542,12 @@ pub(crate) fn time(ms: i64) -> String {
 
 /// The store a config names, for the commands that only read or replay it
 /// (no plugins are loaded, so they work beside a running host).
-pub(crate) fn open_store(config: &PathBuf) -> anyhow::Result<spoke::store::SqliteStore> {
-    spoke::store::SqliteStore::open(&Config::load(config)?.store)
+pub(crate) fn open_store(config: &PathBuf) -> anyhow::Result<std::sync::Arc<dyn spoke::store::Store>> {
+    spoke::store::open(&Config::load(config)?.store)
 }
 
 fn events(config: &PathBuf, cmd: EventsCommand) -> anyhow::Result<ExitCode> {
-    use spoke::store::{EventFilter, Store};
+    use spoke::store::EventFilter;
     let store = open_store(config)?;
     match cmd {
         EventsCommand::List { connector, topic, status, limit, json } => {

@@ -3,7 +3,7 @@
 //! directly, so it works beside a running host (which picks a resolved
 //! flow up within a second).
 use clap::Subcommand;
-use spoke::flow::{FlowFilter, FlowStore, Resolution};
+use spoke::flow::{FlowFilter, Resolution};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -46,7 +46,7 @@ async fn killed_right_after_each_vendor_write_no_order_is_made_twice() {
     let store = dir.path().join("spoke.db");
     let admin_port = free_port();
     let admin = format!("http://127.0.0.1:{admin_port}");
-    let config = spoke_config(dir.path(), &scripts, &store, free_port(), admin_port, &connectors);
+    let config = spoke_config(dir.path(), &scripts, &store.display().to_string(), free_port(), admin_port, &connectors);
     let start = |bin: PathBuf, config: PathBuf| async move { tokio::task::spawn_blocking(move || Spoke::start(&bin, &config)).await.unwrap() };
     let client = client();
     let reader = spoke::store::SqliteStore::open(&store).unwrap();
@@ -148,7 +148,7 @@ async fn the_shipped_chain_killed_after_each_of_its_writes_makes_nothing_twice()
     let store = dir.path().join("spoke.db");
     let (port, admin_port) = (free_port(), free_port());
     let (url, admin) = (format!("http://127.0.0.1:{port}"), format!("http://127.0.0.1:{admin_port}"));
-    let config = spoke_config(dir.path(), &scripts, &store, port, admin_port, &connectors);
+    let config = spoke_config(dir.path(), &scripts, &store.display().to_string(), port, admin_port, &connectors);
     let start = |bin: PathBuf, config: PathBuf| async move { tokio::task::spawn_blocking(move || Spoke::start(&bin, &config)).await.unwrap() };
     let client = client();
     let reader = spoke::store::SqliteStore::open(&store).unwrap();

@@ -14,7 +14,7 @@ use tokio::sync::{Notify, Semaphore};
 pub struct FlowRunner {
     store: Arc<dyn Store>,
     pub settings: FlowSettings,
-    /// `machine:pid`: who holds a lease.
+    /// `machine:pid:n`: who holds a lease.
     owner: String,
     machine: String,
     lease_ms: i64,
@@ -24,8 +24,8 @@ pub struct FlowRunner {
 
 impl FlowRunner {
     pub fn new(store: Arc<dyn Store>, settings: FlowSettings, max_run_secs: f64) -> Arc<FlowRunner> {
-        let machine = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into());
-        let owner = format!("{machine}:{}", std::process::id());
+        let machine = crate::store::machine().to_string();
+        let owner = crate::store::new_owner();
         let lease_ms = ((max_run_secs + settings.lease_grace_secs) * 1000.0) as i64;
         Arc::new(FlowRunner { store, settings, owner, machine, lease_ms, pacer: Default::default(), nudge: Notify::new() })
     }

@@ -18,6 +18,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_flows", include_str!("../../migrations/sqlite/0008_flows.sql")),
     ("0009_run_logs", include_str!("../../migrations/sqlite/0009_run_logs.sql")),
     ("0010_subject_lanes", include_str!("../../migrations/sqlite/0010_subject_lanes.sql")),
+    ("0011_claims", include_str!("../../migrations/sqlite/0011_claims.sql")),
+    ("0012_due_index", include_str!("../../migrations/sqlite/0012_due_index.sql")),
 ];
 
 /// Rows deleted per statement while pruning, so a large backlog never
@@ -26,9 +28,9 @@ const PRUNE_BATCH: i64 = 5000;
 
 /// Every write transaction here is `BEGIN IMMEDIATE`: it takes the write
 /// lock first and waits for it (busy timeout). A deferred one that reads
-/// and then writes fails at once with "database is locked" when the
-/// ledger's connection wrote in between (WAL cannot upgrade a stale
-/// snapshot), which answered webhooks 503.
+/// and then writes fails at once with "database is locked" when another
+/// connection (another process) wrote in between (WAL cannot upgrade a
+/// stale snapshot), which answered webhooks 503.
 pub struct SqliteStore {
     /// The writer. parking_lot's lock is eventually fair (a waiter is handed
     /// the lock within about half a millisecond), so a flood of webhook
@@ -37,10 +39,6 @@ pub struct SqliteStore {
     /// which widened `state::update`'s compare-and-swap window until 32
     /// flows on one key gave up.
     conn: Mutex<Connection>,
-    /// The rate ledger's own connection (`None` in memory, where a second
-    /// connection would be another database): a call waiting for budget
-    /// never queues behind a webhook commit in this process.
-    ledger: Option<Mutex<Connection>>,
     /// Read-only connections for what only reads (due work, lists, state
     /// lookups): under WAL a reader never waits for a writer, so dispatch
     /// and the CLI are not queued behind a webhook group commit. Empty in
@@ -60,10 +58,6 @@ impl SqliteStore {
         }
         let conn = Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
         let mut store = SqliteStore::init(conn).with_context(|| format!("preparing store {}", path.display()))?;
-        let ledger = Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
-        ledger.pragma_update(None, "synchronous", "NORMAL")?;
-        ledger.busy_timeout(std::time::Duration::from_secs(10))?;
-        store.ledger = Some(Mutex::new(ledger));
         for _ in 0..READERS {
             let reader = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .with_context(|| format!("opening store {} for reading", path.display()))?;
@@ -115,7 +109,7 @@ impl SqliteStore {
                 tx.commit()?;
             }
         }
-        Ok(SqliteStore { conn: Mutex::new(conn), ledger: None, readers: Vec::new(), next_reader: Default::default() })
+        Ok(SqliteStore { conn: Mutex::new(conn), readers: Vec::new(), next_reader: Default::default() })
     }
 
     pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -136,8 +130,14 @@ impl SqliteStore {
         self.readers[i].lock()
     }
 
+    /// The rate ledger's transactions use the writer too. A second
+    /// connection would not let them pass a webhook commit (SQLite has one
+    /// write lock per file) — it would wait in SQLite's busy handler, which
+    /// sleeps 1, 2, 5, 10… ms per retry instead of queueing: under load
+    /// every budget take slept, plugin calls slowed, and dispatch fell
+    /// further behind the more webhooks arrived.
     pub(super) fn ledger_conn(&self) -> MutexGuard<'_, Connection> {
-        self.ledger.as_ref().unwrap_or(&self.conn).lock()
+        self.conn()
     }
 }
 
@@ -186,6 +186,17 @@ fn due_row(r: &rusqlite::Row) -> rusqlite::Result<Due> {
 /// The least text greater than every text starting with `prefix` (SQLite
 /// compares text as UTF-8 bytes, which is code point order): the prefix with
 /// its last character raised by one. `None` when nothing is above.
+/// Claim one dispatch read as due, if it still is: pending, and not claimed
+/// by another owner whose lease runs. A read that went stale (delivered
+/// meanwhile, or taken by another host) claims nothing.
+fn claim_row(conn: &Connection, due: &Due, claim: &Claim, now: i64) -> Result<bool> {
+    let mut st = conn.prepare_cached(
+        "UPDATE dispatches SET claimed_by = ?3, claimed_until = ?4
+         WHERE event_seq = ?1 AND subscriber = ?2 AND status = 'pending' AND (claimed_until <= ?5 OR claimed_by = ?3)",
+    )?;
+    Ok(st.execute(params![due.seq, due.subscriber, claim.owner, claim.until, now])? == 1)
+}
+
 fn prefix_end(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {
@@ -275,8 +286,8 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         // IMMEDIATE: take the write lock (waiting under the busy timeout)
         // before the dedupe reads. A deferred transaction that reads, then
-        // writes fails at once with SQLITE_BUSY when the rate ledger's
-        // connection wrote in between: the webhook got a 503, and WICS
+        // writes fails at once with SQLITE_BUSY when another process
+        // wrote in between: the webhook got a 503, and WICS
         // retries only 90 s later.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(batch.len());
@@ -371,36 +382,71 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn due(&self, now: i64, limit: usize) -> Result<Vec<Due>> {
-        let conn = self.reader();
+    fn due(&self, claim: &Claim, now: i64, limit: usize) -> Result<Vec<Due>> {
         // The head of each lane (subscriber, connector, topic, subject): the
         // lowest pending seq. Only a due head is returned, so a lane waiting
-        // on a retry holds back the events behind it — that is what in-order
-        // means.
-        let mut stmt = conn.prepare_cached(
-            "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload
-             FROM (SELECT subscriber, connector, topic, subject, MIN(event_seq) AS head FROM dispatches
-                   WHERE status = 'pending' GROUP BY subscriber, connector, topic, subject) h
-             JOIN dispatches d ON d.event_seq = h.head AND d.subscriber = h.subscriber
-             JOIN events e ON e.seq = d.event_seq
-             WHERE d.next_at <= ?1
-             ORDER BY d.event_seq LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![now, limit as i64], due_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        // on a retry or claimed by another host holds back the events behind
+        // it — that is what in-order means. Pending dispatches are walked in
+        // event order, each kept only if no earlier one of its lane is
+        // pending: `limit` index probes, not a pass over the whole backlog.
+        let candidates: Vec<Due> = {
+            let conn = self.reader();
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload
+                 FROM dispatches d JOIN events e ON e.seq = d.event_seq
+                 WHERE d.status = 'pending' AND d.next_at <= ?1 AND (d.claimed_until <= ?1 OR d.claimed_by = ?3)
+                   AND NOT EXISTS (SELECT 1 FROM dispatches p WHERE p.status = 'pending' AND p.subscriber = d.subscriber AND p.connector = d.connector
+                                   AND p.topic = d.topic AND p.subject = d.subject AND p.event_seq < d.event_seq)
+                 ORDER BY d.event_seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now, limit as i64, claim.owner], due_row)?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        if candidates.is_empty() {
+            return Ok(candidates);
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for due in candidates {
+            if claim_row(&tx, &due, claim, now)? {
+                claimed.push(due);
+            }
+        }
+        tx.commit()?;
+        Ok(claimed)
     }
 
-    fn lane_next(&self, lane: &Lane, after_seq: i64, now: i64) -> Result<Option<Due>> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare_cached(
-            "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload, d.next_at
-             FROM dispatches d JOIN events e ON e.seq = d.event_seq
-             WHERE d.status = 'pending' AND d.subscriber = ?1 AND d.connector = ?2 AND d.topic = ?3 AND d.subject = ?4 AND d.event_seq > ?5
-             ORDER BY d.event_seq LIMIT 1",
-        )?;
-        let row = stmt.query_row(params![lane.subscriber, lane.connector, lane.topic, lane.subject, after_seq], |r| Ok((due_row(r)?, r.get::<_, i64>(9)?))).optional()?;
+    fn lane_next(&self, lane: &Lane, after_seq: i64, claim: &Claim, now: i64) -> Result<Option<Due>> {
+        let row = self
+            .reader()
+            .prepare_cached(
+                "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload, d.next_at
+                 FROM dispatches d JOIN events e ON e.seq = d.event_seq
+                 WHERE d.status = 'pending' AND d.subscriber = ?1 AND d.connector = ?2 AND d.topic = ?3 AND d.subject = ?4 AND d.event_seq > ?5
+                 ORDER BY d.event_seq LIMIT 1",
+            )?
+            .query_row(params![lane.subscriber, lane.connector, lane.topic, lane.subject, after_seq], |r| Ok((due_row(r)?, r.get::<_, i64>(9)?)))
+            .optional()?;
         // The lane's next event waiting on a backoff holds the lane.
-        Ok(row.filter(|(_, next_at)| *next_at <= now).map(|(d, _)| d))
+        let Some((due, _)) = row.filter(|(_, next_at)| *next_at <= now) else {
+            return Ok(None);
+        };
+        // Claimed by another host meanwhile: it holds the lane.
+        Ok(claim_row(&self.conn(), &due, claim, now)?.then_some(due))
+    }
+
+    fn release_orphan_claims(&self, machine: &str, alive: &dyn Fn(i64) -> bool) -> Result<usize> {
+        let conn = self.conn();
+        let owners: Vec<String> = conn
+            .prepare("SELECT DISTINCT claimed_by FROM dispatches WHERE status = 'pending' AND claimed_by IS NOT NULL")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut n = 0;
+        for owner in owners.iter().filter(|o| super::owner_gone(o, machine, alive)) {
+            n += conn.execute("UPDATE dispatches SET claimed_by = NULL, claimed_until = 0 WHERE claimed_by = ?1 AND status = 'pending'", [owner])?;
+        }
+        Ok(n)
     }
 
     fn next_due_at(&self) -> Result<Option<i64>> {
@@ -410,7 +456,7 @@ impl Store for SqliteStore {
     fn mark_delivered(&self, seq: i64, subscriber: &str, now: i64) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("UPDATE dispatches SET status = 'delivered', attempts = attempts + 1, last_error = NULL, updated_at = ?3 WHERE event_seq = ?1 AND subscriber = ?2", params![seq, subscriber, now])?;
+        tx.execute("UPDATE dispatches SET status = 'delivered', attempts = attempts + 1, last_error = NULL, updated_at = ?3, claimed_by = NULL, claimed_until = 0 WHERE event_seq = ?1 AND subscriber = ?2", params![seq, subscriber, now])?;
         tx.execute("INSERT INTO attempts (event_seq, subscriber, at, ok) VALUES (?1, ?2, ?3, 1)", params![seq, subscriber, now])?;
         tx.commit()?;
         Ok(())
@@ -424,7 +470,7 @@ impl Store for SqliteStore {
             None => ("dead", now),
         };
         tx.execute(
-            "UPDATE dispatches SET status = ?3, attempts = attempts + 1, next_at = ?4, last_error = ?5, updated_at = ?6 WHERE event_seq = ?1 AND subscriber = ?2",
+            "UPDATE dispatches SET status = ?3, attempts = attempts + 1, next_at = ?4, last_error = ?5, updated_at = ?6, claimed_by = NULL, claimed_until = 0 WHERE event_seq = ?1 AND subscriber = ?2",
             params![seq, subscriber, status, next, error, now],
         )?;
         tx.execute("INSERT INTO attempts (event_seq, subscriber, at, ok, error) VALUES (?1, ?2, ?3, 0, ?4)", params![seq, subscriber, now, error])?;
@@ -617,8 +663,8 @@ impl Store for SqliteStore {
     fn run_start(&self, script: &str, version: i64, function: &str, trigger: &str, now: i64) -> Result<i64> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO runs (script, version, function, trigger, started_at, pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![script, version, function, trigger, now, std::process::id()],
+            "INSERT INTO runs (script, version, function, trigger, started_at, pid, machine) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![script, version, function, trigger, now, std::process::id(), super::machine()],
         )?;
         Ok(conn.last_insert_rowid())
     }
@@ -626,7 +672,7 @@ impl Store for SqliteStore {
     fn interrupt_orphan_runs(&self, now: i64, alive: &dyn Fn(i64) -> bool) -> Result<usize> {
         let conn = self.conn();
         let running: Vec<(i64, Option<i64>)> =
-            conn.prepare("SELECT id, pid FROM runs WHERE outcome IS NULL")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+            conn.prepare("SELECT id, pid FROM runs WHERE outcome IS NULL AND (machine IS NULL OR machine = ?1)")?.query_map([super::machine()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
         let mut n = 0;
         for (id, pid) in running {
             if pid.is_some_and(alive) {
@@ -823,6 +869,14 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    fn schedule_claim(&self, script: &str, function: &str, tick: i64, owner: &str) -> Result<bool> {
+        let conn = self.conn();
+        let won = conn.execute("INSERT OR IGNORE INTO schedule_ticks (script, function, tick, fired_by) VALUES (?1, ?2, ?3, ?4)", params![script, function, tick, owner])? == 1;
+        // A tick is only asked about around its time: a day of them is plenty.
+        conn.execute("DELETE FROM schedule_ticks WHERE script = ?1 AND function = ?2 AND tick < ?3", params![script, function, tick - 86_400_000])?;
+        Ok(won)
+    }
 }
 
 #[cfg(test)]
@@ -892,7 +946,7 @@ mod tests {
         let s = SqliteStore::open_in_memory().unwrap();
         s.commit(&[incoming(vec![ev("a", "T"), ev("b", "U")])]).unwrap(); // received_at 1000
         route_all(&s);
-        let due = s.due(2000, 10).unwrap();
+        let due = s.due(&Claim { owner: "t".into(), until: 2000 + 60_000 }, 2000, 10).unwrap();
         s.mark_delivered(due[0].seq, "sub", 2000).unwrap(); // a settled, b pending
         let run = s.run_start("x", 1, "f", "manual", 1000).unwrap();
         s.step_put("x", "k", "1", run, 1000).unwrap();
@@ -1083,9 +1137,9 @@ mod tests {
         assert_eq!((c[0].new_events, c[0].duplicates), (2, 0));
         assert_eq!((c[1].new_events, c[1].duplicates), (0, 1));
         assert_eq!(s.list_events(&EventFilter::default()).unwrap().len(), 2);
-        assert!(s.due(2000, 10).unwrap().is_empty(), "nothing is due before routing");
+        assert!(s.due(&Claim { owner: "t".into(), until: 2000 + 60_000 }, 2000, 10).unwrap().is_empty(), "nothing is due before routing");
         route_all(&s);
-        assert_eq!(s.due(2000, 10).unwrap().len(), 1, "one lane, so only its head is due");
+        assert_eq!(s.due(&Claim { owner: "t".into(), until: 2000 + 60_000 }, 2000, 10).unwrap().len(), 1, "one lane, so only its head is due");
     }
 
     #[test]
@@ -1103,15 +1157,15 @@ mod tests {
         let s = SqliteStore::open_in_memory().unwrap();
         s.commit(&[incoming(vec![ev("a", "T"), ev("b", "T"), ev("c", "U")])]).unwrap();
         route_all(&s);
-        let due = s.due(2000, 10).unwrap();
+        let due = s.due(&Claim { owner: "t".into(), until: 2000 + 60_000 }, 2000, 10).unwrap();
         let ids: Vec<_> = due.iter().map(|d| d.event.id.as_str()).collect();
         assert_eq!(ids, ["a", "c"], "the heads of lanes T and U");
         s.mark_failed(due[0].seq, "sub", 2000, "boom", Some(5000)).unwrap();
-        let ids: Vec<_> = s.due(3000, 10).unwrap().iter().map(|d| d.event.id.clone()).collect();
+        let ids: Vec<_> = s.due(&Claim { owner: "t".into(), until: 3000 + 60_000 }, 3000, 10).unwrap().iter().map(|d| d.event.id.clone()).collect();
         assert_eq!(ids, ["c"], "b waits behind a's retry");
         assert_eq!(s.next_due_at().unwrap(), Some(1000));
         s.mark_failed(due[0].seq, "sub", 5000, "boom again", None).unwrap();
-        let ids: Vec<_> = s.due(5000, 10).unwrap().iter().map(|d| d.event.id.clone()).collect();
+        let ids: Vec<_> = s.due(&Claim { owner: "t".into(), until: 5000 + 60_000 }, 5000, 10).unwrap().iter().map(|d| d.event.id.clone()).collect();
         assert_eq!(ids, ["b", "c"], "a is dead-lettered, b moves up");
         assert_eq!(s.list_events(&EventFilter { status: Some("dead".into()), ..Default::default() }).unwrap().len(), 1);
         assert_eq!(s.replay_dead(6000).unwrap(), 1);

@@ -95,12 +95,8 @@ impl FlowStore for SqliteStore {
         let conn = self.conn();
         let owners: Vec<String> = conn.prepare("SELECT DISTINCT lease_owner FROM flows WHERE lease_owner IS NOT NULL")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         let mut n = 0;
-        for owner in owners {
-            let Some((m, pid)) = owner.rsplit_once(':') else { continue };
-            let Ok(pid) = pid.parse::<i64>() else { continue };
-            if m == machine && !alive(pid) {
-                n += conn.execute("UPDATE flows SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?1", [&owner])?;
-            }
+        for owner in owners.iter().filter(|o| super::owner_gone(o, machine, alive)) {
+            n += conn.execute("UPDATE flows SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?1", [owner])?;
         }
         Ok(n)
     }
