@@ -542,8 +542,8 @@ pub(crate) fn time(ms: i64) -> String {
 
 /// The store a config names, for the commands that only read or replay it
 /// (no plugins are loaded, so they work beside a running host).
-pub(crate) fn open_store(config: &PathBuf) -> anyhow::Result<spoke::store::SqliteStore> {
-    spoke::store::SqliteStore::open(&Config::load(config)?.store)
+pub(crate) fn open_store(config: &PathBuf) -> anyhow::Result<std::sync::Arc<dyn spoke::store::Store>> {
+    spoke::store::open(&Config::load(config)?.store)
 }
 
 fn events(config: &PathBuf, cmd: EventsCommand) -> anyhow::Result<ExitCode> {

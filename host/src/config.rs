@@ -326,7 +326,9 @@ pub struct SubscriberConfig {
 struct RawConfig {
     plugins_dir: Option<PathBuf>,
     scripts_dir: Option<PathBuf>,
-    store: Option<PathBuf>,
+    store: Option<String>,
+    #[serde(default)]
+    postgres: RawPostgres,
     cache_dir: Option<PathBuf>,
     cache_prune: Option<bool>,
     listen: Option<String>,
@@ -376,7 +378,7 @@ pub struct Config {
     pub source: String,
     pub plugins_dir: PathBuf,
     pub scripts_dir: PathBuf,
-    pub store: PathBuf,
+    pub store: StoreLocation,
     pub cache_dir: PathBuf,
     /// Delete compiled plugins this host no longer loads from `cache_dir`
     /// after each load (default). Hosts sharing one cache turn it off.
@@ -531,7 +533,7 @@ impl Config {
             source: source.to_string(),
             plugins_dir: rel(raw.plugins_dir, "plugins"),
             scripts_dir: rel(raw.scripts_dir, "scripts"),
-            store: rel(raw.store, ".spoke/spoke.db"),
+            store: store_location(raw.store, raw.postgres, base).map_err(|(key, m)| err(key, m))?,
             cache_dir: rel(raw.cache_dir, ".spoke/cache"),
             cache_prune: raw.cache_prune.unwrap_or(true),
             listen: raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
@@ -634,6 +636,78 @@ fn check_retention(r: &Retention) -> Result<(), (&'static str, String)> {
 fn is_identifier(name: &str) -> bool {
     name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Where the host keeps its state: a SQLite file (one host, the embedded
+/// default) or a PostgreSQL database (one or more hosts sharing it).
+#[derive(Debug, Clone)]
+pub enum StoreLocation {
+    Sqlite(PathBuf),
+    Postgres(PostgresLocation),
+}
+
+impl StoreLocation {
+    /// The SQLite file, if that is the engine.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            StoreLocation::Sqlite(p) => Some(p),
+            StoreLocation::Postgres(_) => None,
+        }
+    }
+}
+
+/// `store = "postgres://user@host:port/db"` with `[postgres]`.
+#[derive(Debug, Clone)]
+pub struct PostgresLocation {
+    /// The URL without a password (safe to print).
+    pub url: String,
+    pub password: Option<Secret>,
+    /// Connections this host opens.
+    pub connections: u32,
+    /// How long one statement may run before it is cancelled.
+    pub statement_timeout_secs: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPostgres {
+    password: Option<String>,
+    connections: u32,
+    statement_timeout_secs: f64,
+}
+
+impl Default for RawPostgres {
+    fn default() -> Self {
+        RawPostgres { password: None, connections: 8, statement_timeout_secs: 30.0 }
+    }
+}
+
+/// `store`: a path (SQLite) or a `postgres://` URL whose password, if any,
+/// is a secret reference in `[postgres] password`, never in the URL.
+fn store_location(store: Option<String>, pg: RawPostgres, base: &Path) -> Result<StoreLocation, (String, String)> {
+    let store = store.unwrap_or_else(|| ".spoke/spoke.db".into());
+    if !(store.starts_with("postgres://") || store.starts_with("postgresql://")) {
+        if pg.password.is_some() {
+            return Err(("postgres.password".into(), "is set but `store` is not a postgres:// URL".into()));
+        }
+        let p = PathBuf::from(store);
+        return Ok(StoreLocation::Sqlite(if p.is_absolute() { p } else { base.join(p) }));
+    }
+    let authority = store.split_once("://").map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or("")).unwrap_or("");
+    if authority.rsplit_once('@').is_some_and(|(user, _)| user.contains(':')) {
+        return Err(("store".into(), "holds a password; put it in [postgres] password as a secret reference (`env:NAME`, `file:PATH`) instead (the value is not shown)".into()));
+    }
+    if pg.connections < 2 {
+        return Err(("postgres.connections".into(), "must be at least 2".into()));
+    }
+    if !(pg.statement_timeout_secs.is_finite() && pg.statement_timeout_secs > 0.0) {
+        return Err(("postgres.statement_timeout_secs".into(), "must be a number of seconds above 0".into()));
+    }
+    let password = match pg.password {
+        None => None,
+        Some(reference) => Some(resolve_secret(&reference, base).map_err(|m| ("postgres.password".to_string(), m))?),
+    };
+    Ok(StoreLocation::Postgres(PostgresLocation { url: store, password, connections: pg.connections, statement_timeout_secs: pg.statement_timeout_secs }))
 }
 
 /// Resolve `env:NAME`, `file:PATH` or `value:TEXT`. The error never contains

@@ -71,7 +71,7 @@ impl Host {
     pub async fn start(config: Config) -> Result<Host> {
         install_tls();
         let runtime = Runtime::new(&config.cache_dir, EngineLimits::from_config(&config))?;
-        let store: Arc<dyn store::Store> = Arc::new(store::SqliteStore::open(&config.store)?);
+        let store = store::open(&config.store)?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("spoke/", env!("CARGO_PKG_VERSION")))
@@ -118,6 +118,9 @@ impl Host {
             std::time::Duration::from_secs_f64(d.absent_hold_secs),
             config.retention.clone(),
             d.concurrency as usize,
+            // A delivery is a script run or a forward: bounded by the longer
+            // of the two, plus the grace flows allow.
+            std::time::Duration::from_secs_f64(config.scripts.max_run_secs.max(config.limits.http_timeout_secs) + config.flows.lease_grace_secs),
             shared.metrics.clone(),
         );
         for (name, sub) in &config.subscribers {

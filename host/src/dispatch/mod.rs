@@ -92,6 +92,12 @@ pub struct Dispatcher {
     /// Lanes delivered at once.
     concurrency: usize,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Who this dispatcher's claims belong to, among all hosts on the store.
+    owner: String,
+    /// How long a claim lasts: longer than any one delivery may take, so a
+    /// live host's delivery is never taken over, and a dead host's work
+    /// comes free after it.
+    lease: Duration,
 }
 
 /// How often the store is polled for work written by other processes.
@@ -102,9 +108,17 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 impl Dispatcher {
     /// `hold`: how long events wait for a subscription that vanished;
     /// `retention`: what the periodic prune keeps.
-    pub fn new(store: Arc<dyn Store>, policy: RetryPolicy, hold: Duration, retention: crate::config::Retention, concurrency: usize, metrics: Arc<crate::metrics::Metrics>) -> Arc<Dispatcher> {
+    /// `lease`: how long a claimed dispatch is this host's (longer than a
+    /// delivery may take).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(store: Arc<dyn Store>, policy: RetryPolicy, hold: Duration, retention: crate::config::Retention, concurrency: usize, lease: Duration, metrics: Arc<crate::metrics::Metrics>) -> Arc<Dispatcher> {
         let concurrency = concurrency.max(1);
-        Arc::new(Dispatcher { store, subscribers: RwLock::new(Vec::new()), absent: Default::default(), hold, retention, wake: Notify::new(), policy, concurrency, metrics })
+        let owner = crate::store::new_owner();
+        Arc::new(Dispatcher { store, subscribers: RwLock::new(Vec::new()), absent: Default::default(), hold, retention, wake: Notify::new(), policy, concurrency, metrics, owner, lease })
+    }
+
+    fn claim(&self, now: i64) -> crate::store::Claim {
+        crate::store::Claim { owner: self.owner.clone(), until: now + self.lease.as_millis() as i64 }
     }
 
     /// Add (or replace, by name) a subscriber.
@@ -160,6 +174,11 @@ impl Dispatcher {
         tokio::pin!(stop);
         let in_flight: Arc<std::sync::Mutex<HashSet<crate::store::Lane>>> = Default::default();
         let mut pruned_at: Option<std::time::Instant> = None;
+        match self.store.release_orphan_claims(crate::store::machine(), &crate::script::process_alive) {
+            Ok(n) if n > 0 => tracing::warn!("{n} dispatch claim(s) of a stopped process on this machine released"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("releasing dispatch claims of stopped processes failed: {e:#}"),
+        }
         loop {
             if pruned_at.is_none_or(|t| t.elapsed() > PRUNE_EVERY) {
                 self.prune().await;
@@ -173,7 +192,8 @@ impl Dispatcher {
             // just delivered (a stale read would deliver it twice).
             {
             let mut lanes = in_flight.lock().unwrap();
-            let due = match self.store.due(now_ms(), 256) {
+            let now = now_ms();
+            let due = match self.store.due(&self.claim(now), now, 256) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!("dispatch: reading due work failed: {e:#}");
@@ -200,7 +220,8 @@ impl Dispatcher {
                         if !this.attempt(item).await {
                             break;
                         }
-                        match this.store.lane_next(&lane, seq, now_ms()) {
+                        let now = now_ms();
+                        match this.store.lane_next(&lane, seq, &this.claim(now), now) {
                             Ok(Some(next)) => item = next,
                             _ => break,
                         }

@@ -348,15 +348,34 @@ impl Scripts {
         for t in &script.triggers {
             let Trigger::Every { schedule, function, spec } = t else { continue };
             let (me, name, function, schedule, spec) = (self.me.clone(), script.name.clone(), function.clone(), schedule.clone(), spec.clone());
+            let owner = crate::store::new_owner();
             let task = self.handle.spawn(async move {
                 let mut next = schedule.next_after(now_ms());
                 loop {
                     let wait = (next - now_ms()).max(0) as u64;
                     tokio::time::sleep(Duration::from_millis(wait)).await;
                     let Some(scripts) = me.upgrade() else { return };
+                    // Each tick fires once among all hosts sharing the store.
+                    let store = scripts.host.store().clone();
+                    let (n, f, owner) = (name.clone(), function.clone(), owner.clone());
+                    let mine = match tokio::task::spawn_blocking(move || store.schedule_claim(&n, &f, next, &owner)).await {
+                        Ok(Ok(mine)) => mine,
+                        Ok(Err(e)) => {
+                            // Unsure whether another host fired it: skipping
+                            // a tick is better than firing it twice.
+                            tracing::warn!(script = %name, function = %function, "claiming a schedule tick failed, tick skipped: {e:#}");
+                            false
+                        }
+                        Err(e) => {
+                            tracing::warn!(script = %name, function = %function, "claiming a schedule tick panicked: {e}");
+                            false
+                        }
+                    };
                     // One run at a time per schedule: the next tick waits.
-                    if let Err(e) = scripts.run(&name, &function, None, &format!("schedule:{spec}")).await {
-                        tracing::warn!(script = %name, function = %function, "scheduled run failed: {e}");
+                    if mine {
+                        if let Err(e) = scripts.run(&name, &function, None, &format!("schedule:{spec}")).await {
+                            tracing::warn!(script = %name, function = %function, "scheduled run failed: {e}");
+                        }
                     }
                     next = schedule.next_after(now_ms().max(next));
                 }

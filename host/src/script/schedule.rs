@@ -43,7 +43,12 @@ impl Schedule {
     /// Milliseconds since 1970 of the next firing strictly after `after_ms`.
     pub fn next_after(&self, after_ms: i64) -> i64 {
         match self {
-            Schedule::Every(d) => after_ms + d.as_millis() as i64,
+            // Aligned to multiples of the period since 1970, so every host
+            // sharing a store names the same ticks (each fires once).
+            Schedule::Every(d) => {
+                let d = (d.as_millis() as i64).max(1);
+                (after_ms.div_euclid(d) + 1) * d
+            }
             Schedule::Cron(c) => {
                 let mut minute = after_ms.div_euclid(60_000) + 1;
                 // At most ~4 years of minutes; a valid spec always matches sooner.

@@ -3,10 +3,12 @@
 //! the embedded default) implements it in `sqlite.rs`. Migrations are
 //! versioned files in `host/migrations/<engine>/`, applied in order, each
 //! once.
+mod postgres;
 mod sqlite;
 mod sqlite_flows;
 mod sqlite_ledger;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::manifest::Event;
@@ -330,15 +332,26 @@ pub trait Store: crate::rate_limit::LedgerStore + crate::flow::FlowStore + Send 
     /// subscriber); an event with none is settled as unrouted.
     fn route(&self, routes: &[(Unrouted, Vec<String>)], now: i64) -> Result<()>;
 
-    /// Heads of lanes whose next attempt is due at `now`, at most `limit`.
-    fn due(&self, now: i64, limit: usize) -> Result<Vec<Due>>;
-    /// The next pending dispatch of a lane after `after_seq`, if it is due:
-    /// a lane worker keeps going without searching every lane again.
-    fn lane_next(&self, lane: &Lane, after_seq: i64, now: i64) -> Result<Option<Due>>;
+    /// Claim heads of lanes whose next attempt is due at `now`, at most
+    /// `limit`, for `claim.owner` until `claim.until`. A head claimed by
+    /// another owner whose lease has not ended is skipped (and so is its
+    /// lane: only heads are due), so each dispatch is attempted by one host
+    /// at a time and a dead host's claims come free when its lease ends.
+    fn due(&self, claim: &Claim, now: i64, limit: usize) -> Result<Vec<Due>>;
+    /// Claim the next pending dispatch of a lane after `after_seq`, if it
+    /// is due and not claimed by another owner: a lane worker keeps going
+    /// without searching every lane again.
+    fn lane_next(&self, lane: &Lane, after_seq: i64, claim: &Claim, now: i64) -> Result<Option<Due>>;
     /// When the earliest pending dispatch is due, if any.
     fn next_due_at(&self) -> Result<Option<i64>>;
+    /// Free the claims held by processes of `machine` that are gone
+    /// (`alive(pid)` is false): a host restarted after a crash need not
+    /// wait out its predecessor's leases. Returns how many.
+    fn release_orphan_claims(&self, machine: &str, alive: &dyn Fn(i64) -> bool) -> Result<usize>;
+    /// A delivered dispatch (its claim ends with it).
     fn mark_delivered(&self, seq: i64, subscriber: &str, now: i64) -> Result<()>;
-    /// A failed attempt: retry at `retry_at`, or dead-letter when `None`.
+    /// A failed attempt: retry at `retry_at`, or dead-letter when `None`;
+    /// its claim ends.
     fn mark_failed(&self, seq: i64, subscriber: &str, now: i64, error: &str, retry_at: Option<i64>) -> Result<()>;
     /// Make an event's dispatches (all, or only dead ones) pending again.
     fn replay(&self, seq: i64, now: i64) -> Result<usize>;
@@ -352,9 +365,11 @@ pub trait Store: crate::rate_limit::LedgerStore + crate::flow::FlowStore + Send 
     /// Drop what the retention no longer keeps (dedupe keys included).
     fn prune(&self, now: i64, retention: &crate::config::Retention) -> Result<Pruned>;
 
+    /// A run begins; it records this [`machine`] and process id.
     fn run_start(&self, script: &str, version: i64, function: &str, trigger: &str, now: i64) -> Result<i64>;
-    /// Mark runs left running by a process that is gone (`alive(pid)` is
-    /// false) as interrupted. Returns how many.
+    /// Mark runs left running on this [`machine`] by a process that is gone
+    /// (`alive(pid)` is false) as interrupted. Returns how many. Runs of
+    /// other machines are theirs to judge.
     fn interrupt_orphan_runs(&self, now: i64, alive: &dyn Fn(i64) -> bool) -> Result<usize>;
     fn run_finish(&self, id: i64, now: i64, error: Option<(&str, Option<&str>)>, steps: &[String], logs: &RunLogs) -> Result<()>;
     /// The delivery backlog now (`spoke_events`, the status page).
@@ -388,6 +403,49 @@ pub trait Store: crate::rate_limit::LedgerStore + crate::flow::FlowStore + Send 
     fn script_error(&self, name: &str, error: &str, now: i64) -> Result<()>;
     fn script_removed(&self, name: &str, now: i64) -> Result<()>;
     fn scripts(&self) -> Result<Vec<ScriptStatus>>;
+    /// Claim schedule tick `tick` (ms since 1970) of `script`'s `function`
+    /// for `owner`: true for the one caller, of all hosts sharing the
+    /// store, that fires it.
+    fn schedule_claim(&self, script: &str, function: &str, tick: i64, owner: &str) -> Result<bool>;
+}
+
+/// Who claims work, until when (ms since 1970).
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// `machine:pid:n`, unique per dispatcher.
+    pub owner: String,
+    pub until: i64,
+}
+
+/// This machine's name (`/proc/sys/kernel/hostname`, else `localhost`):
+/// with a process id it says who holds a lease and whether it is alive.
+pub fn machine() -> &'static str {
+    static MACHINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    MACHINE.get_or_init(|| std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into()))
+}
+
+/// Whether `owner` (`machine:pid:n`) is a process of `machine` that is
+/// gone. Owners on other machines are never judged gone: their leases end
+/// on their own.
+pub fn owner_gone(owner: &str, machine: &str, alive: &dyn Fn(i64) -> bool) -> bool {
+    let mut parts = owner.rsplitn(3, ':');
+    let (_n, pid, m) = (parts.next(), parts.next().and_then(|p| p.parse::<i64>().ok()), parts.next());
+    m == Some(machine) && pid.is_some_and(|pid| !alive(pid))
+}
+
+/// A name for one claimant in this process: `machine:pid:n`.
+pub fn new_owner() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    format!("{}:{}:{}", machine(), std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Open the configured store: the SQLite file or the PostgreSQL database,
+/// with its migrations applied.
+pub fn open(location: &crate::config::StoreLocation) -> Result<std::sync::Arc<dyn Store>> {
+    match location {
+        crate::config::StoreLocation::Sqlite(path) => Ok(std::sync::Arc::new(SqliteStore::open(path)?)),
+        crate::config::StoreLocation::Postgres(pg) => Ok(std::sync::Arc::new(PgStore::open(pg)?)),
+    }
 }
 
 pub fn now_ms() -> i64 {

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_flows", include_str!("../../migrations/sqlite/0008_flows.sql")),
     ("0009_run_logs", include_str!("../../migrations/sqlite/0009_run_logs.sql")),
     ("0010_subject_lanes", include_str!("../../migrations/sqlite/0010_subject_lanes.sql")),
+    ("0011_claims", include_str!("../../migrations/sqlite/0011_claims.sql")),
 ];
 
 /// Rows deleted per statement while pruning, so a large backlog never
@@ -371,36 +372,71 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn due(&self, now: i64, limit: usize) -> Result<Vec<Due>> {
-        let conn = self.reader();
+    fn due(&self, claim: &Claim, now: i64, limit: usize) -> Result<Vec<Due>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // The head of each lane (subscriber, connector, topic, subject): the
         // lowest pending seq. Only a due head is returned, so a lane waiting
-        // on a retry holds back the events behind it — that is what in-order
-        // means.
-        let mut stmt = conn.prepare_cached(
-            "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload
-             FROM (SELECT subscriber, connector, topic, subject, MIN(event_seq) AS head FROM dispatches
-                   WHERE status = 'pending' GROUP BY subscriber, connector, topic, subject) h
-             JOIN dispatches d ON d.event_seq = h.head AND d.subscriber = h.subscriber
-             JOIN events e ON e.seq = d.event_seq
-             WHERE d.next_at <= ?1
-             ORDER BY d.event_seq LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![now, limit as i64], due_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        // on a retry or claimed by another host holds back the events behind
+        // it — that is what in-order means.
+        let due: Vec<Due> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload
+                 FROM (SELECT subscriber, connector, topic, subject, MIN(event_seq) AS head FROM dispatches
+                       WHERE status = 'pending' GROUP BY subscriber, connector, topic, subject) h
+                 JOIN dispatches d ON d.event_seq = h.head AND d.subscriber = h.subscriber
+                 JOIN events e ON e.seq = d.event_seq
+                 WHERE d.next_at <= ?1 AND (d.claimed_until <= ?1 OR d.claimed_by = ?3)
+                 ORDER BY d.event_seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now, limit as i64, claim.owner], due_row)?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        {
+            let mut set = tx.prepare_cached("UPDATE dispatches SET claimed_by = ?3, claimed_until = ?4 WHERE event_seq = ?1 AND subscriber = ?2")?;
+            for d in &due {
+                set.execute(params![d.seq, d.subscriber, claim.owner, claim.until])?;
+            }
+        }
+        tx.commit()?;
+        Ok(due)
     }
 
-    fn lane_next(&self, lane: &Lane, after_seq: i64, now: i64) -> Result<Option<Due>> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare_cached(
-            "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload, d.next_at
-             FROM dispatches d JOIN events e ON e.seq = d.event_seq
-             WHERE d.status = 'pending' AND d.subscriber = ?1 AND d.connector = ?2 AND d.topic = ?3 AND d.subject = ?4 AND d.event_seq > ?5
-             ORDER BY d.event_seq LIMIT 1",
-        )?;
-        let row = stmt.query_row(params![lane.subscriber, lane.connector, lane.topic, lane.subject, after_seq], |r| Ok((due_row(r)?, r.get::<_, i64>(9)?))).optional()?;
-        // The lane's next event waiting on a backoff holds the lane.
-        Ok(row.filter(|(_, next_at)| *next_at <= now).map(|(d, _)| d))
+    fn lane_next(&self, lane: &Lane, after_seq: i64, claim: &Claim, now: i64) -> Result<Option<Due>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row = tx
+            .prepare_cached(
+                "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload, d.next_at, d.claimed_by, d.claimed_until
+                 FROM dispatches d JOIN events e ON e.seq = d.event_seq
+                 WHERE d.status = 'pending' AND d.subscriber = ?1 AND d.connector = ?2 AND d.topic = ?3 AND d.subject = ?4 AND d.event_seq > ?5
+                 ORDER BY d.event_seq LIMIT 1",
+            )?
+            .query_row(params![lane.subscriber, lane.connector, lane.topic, lane.subject, after_seq], |r| {
+                Ok((due_row(r)?, r.get::<_, i64>(9)?, r.get::<_, Option<String>>(10)?, r.get::<_, i64>(11)?))
+            })
+            .optional()?;
+        // The lane's next event waiting on a backoff, or claimed by another
+        // host, holds the lane.
+        let Some((due, _, _, _)) = row.filter(|(_, next_at, by, until)| *next_at <= now && (*until <= now || by.as_deref() == Some(claim.owner.as_str()))) else {
+            return Ok(None);
+        };
+        tx.execute("UPDATE dispatches SET claimed_by = ?3, claimed_until = ?4 WHERE event_seq = ?1 AND subscriber = ?2", params![due.seq, due.subscriber, claim.owner, claim.until])?;
+        tx.commit()?;
+        Ok(Some(due))
+    }
+
+    fn release_orphan_claims(&self, machine: &str, alive: &dyn Fn(i64) -> bool) -> Result<usize> {
+        let conn = self.conn();
+        let owners: Vec<String> = conn
+            .prepare("SELECT DISTINCT claimed_by FROM dispatches WHERE status = 'pending' AND claimed_by IS NOT NULL")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut n = 0;
+        for owner in owners.iter().filter(|o| super::owner_gone(o, machine, alive)) {
+            n += conn.execute("UPDATE dispatches SET claimed_by = NULL, claimed_until = 0 WHERE claimed_by = ?1 AND status = 'pending'", [owner])?;
+        }
+        Ok(n)
     }
 
     fn next_due_at(&self) -> Result<Option<i64>> {
@@ -410,7 +446,7 @@ impl Store for SqliteStore {
     fn mark_delivered(&self, seq: i64, subscriber: &str, now: i64) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("UPDATE dispatches SET status = 'delivered', attempts = attempts + 1, last_error = NULL, updated_at = ?3 WHERE event_seq = ?1 AND subscriber = ?2", params![seq, subscriber, now])?;
+        tx.execute("UPDATE dispatches SET status = 'delivered', attempts = attempts + 1, last_error = NULL, updated_at = ?3, claimed_by = NULL, claimed_until = 0 WHERE event_seq = ?1 AND subscriber = ?2", params![seq, subscriber, now])?;
         tx.execute("INSERT INTO attempts (event_seq, subscriber, at, ok) VALUES (?1, ?2, ?3, 1)", params![seq, subscriber, now])?;
         tx.commit()?;
         Ok(())
@@ -424,7 +460,7 @@ impl Store for SqliteStore {
             None => ("dead", now),
         };
         tx.execute(
-            "UPDATE dispatches SET status = ?3, attempts = attempts + 1, next_at = ?4, last_error = ?5, updated_at = ?6 WHERE event_seq = ?1 AND subscriber = ?2",
+            "UPDATE dispatches SET status = ?3, attempts = attempts + 1, next_at = ?4, last_error = ?5, updated_at = ?6, claimed_by = NULL, claimed_until = 0 WHERE event_seq = ?1 AND subscriber = ?2",
             params![seq, subscriber, status, next, error, now],
         )?;
         tx.execute("INSERT INTO attempts (event_seq, subscriber, at, ok, error) VALUES (?1, ?2, ?3, 0, ?4)", params![seq, subscriber, now, error])?;
@@ -617,8 +653,8 @@ impl Store for SqliteStore {
     fn run_start(&self, script: &str, version: i64, function: &str, trigger: &str, now: i64) -> Result<i64> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO runs (script, version, function, trigger, started_at, pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![script, version, function, trigger, now, std::process::id()],
+            "INSERT INTO runs (script, version, function, trigger, started_at, pid, machine) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![script, version, function, trigger, now, std::process::id(), super::machine()],
         )?;
         Ok(conn.last_insert_rowid())
     }
@@ -626,7 +662,7 @@ impl Store for SqliteStore {
     fn interrupt_orphan_runs(&self, now: i64, alive: &dyn Fn(i64) -> bool) -> Result<usize> {
         let conn = self.conn();
         let running: Vec<(i64, Option<i64>)> =
-            conn.prepare("SELECT id, pid FROM runs WHERE outcome IS NULL")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+            conn.prepare("SELECT id, pid FROM runs WHERE outcome IS NULL AND (machine IS NULL OR machine = ?1)")?.query_map([super::machine()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
         let mut n = 0;
         for (id, pid) in running {
             if pid.is_some_and(alive) {
@@ -823,6 +859,14 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    fn schedule_claim(&self, script: &str, function: &str, tick: i64, owner: &str) -> Result<bool> {
+        let conn = self.conn();
+        let won = conn.execute("INSERT OR IGNORE INTO schedule_ticks (script, function, tick, fired_by) VALUES (?1, ?2, ?3, ?4)", params![script, function, tick, owner])? == 1;
+        // A tick is only asked about around its time: a day of them is plenty.
+        conn.execute("DELETE FROM schedule_ticks WHERE script = ?1 AND function = ?2 AND tick < ?3", params![script, function, tick - 86_400_000])?;
+        Ok(won)
+    }
 }
 
 #[cfg(test)]
@@ -892,7 +936,7 @@ mod tests {
         let s = SqliteStore::open_in_memory().unwrap();
         s.commit(&[incoming(vec![ev("a", "T"), ev("b", "U")])]).unwrap(); // received_at 1000
         route_all(&s);
-        let due = s.due(2000, 10).unwrap();
+        let due = s.due(&Claim { owner: "t".into(), until: 2000 + 60_000 }, 2000, 10).unwrap();
         s.mark_delivered(due[0].seq, "sub", 2000).unwrap(); // a settled, b pending
         let run = s.run_start("x", 1, "f", "manual", 1000).unwrap();
         s.step_put("x", "k", "1", run, 1000).unwrap();
@@ -1083,9 +1127,9 @@ mod tests {
         assert_eq!((c[0].new_events, c[0].duplicates), (2, 0));
         assert_eq!((c[1].new_events, c[1].duplicates), (0, 1));
         assert_eq!(s.list_events(&EventFilter::default()).unwrap().len(), 2);
-        assert!(s.due(2000, 10).unwrap().is_empty(), "nothing is due before routing");
+        assert!(s.due(&Claim { owner: "t".into(), until: 2000 + 60_000 }, 2000, 10).unwrap().is_empty(), "nothing is due before routing");
         route_all(&s);
-        assert_eq!(s.due(2000, 10).unwrap().len(), 1, "one lane, so only its head is due");
+        assert_eq!(s.due(&Claim { owner: "t".into(), until: 2000 + 60_000 }, 2000, 10).unwrap().len(), 1, "one lane, so only its head is due");
     }
 
     #[test]
@@ -1103,15 +1147,15 @@ mod tests {
         let s = SqliteStore::open_in_memory().unwrap();
         s.commit(&[incoming(vec![ev("a", "T"), ev("b", "T"), ev("c", "U")])]).unwrap();
         route_all(&s);
-        let due = s.due(2000, 10).unwrap();
+        let due = s.due(&Claim { owner: "t".into(), until: 2000 + 60_000 }, 2000, 10).unwrap();
         let ids: Vec<_> = due.iter().map(|d| d.event.id.as_str()).collect();
         assert_eq!(ids, ["a", "c"], "the heads of lanes T and U");
         s.mark_failed(due[0].seq, "sub", 2000, "boom", Some(5000)).unwrap();
-        let ids: Vec<_> = s.due(3000, 10).unwrap().iter().map(|d| d.event.id.clone()).collect();
+        let ids: Vec<_> = s.due(&Claim { owner: "t".into(), until: 3000 + 60_000 }, 3000, 10).unwrap().iter().map(|d| d.event.id.clone()).collect();
         assert_eq!(ids, ["c"], "b waits behind a's retry");
         assert_eq!(s.next_due_at().unwrap(), Some(1000));
         s.mark_failed(due[0].seq, "sub", 5000, "boom again", None).unwrap();
-        let ids: Vec<_> = s.due(5000, 10).unwrap().iter().map(|d| d.event.id.clone()).collect();
+        let ids: Vec<_> = s.due(&Claim { owner: "t".into(), until: 5000 + 60_000 }, 5000, 10).unwrap().iter().map(|d| d.event.id.clone()).collect();
         assert_eq!(ids, ["b", "c"], "a is dead-lettered, b moves up");
         assert_eq!(s.list_events(&EventFilter { status: Some("dead".into()), ..Default::default() }).unwrap().len(), 1);
         assert_eq!(s.replay_dead(6000).unwrap(), 1);
