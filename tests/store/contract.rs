@@ -3,10 +3,9 @@
 //! database: two handles are two hosts (their own connections, no shared
 //! locks in process), which is how the multi-host tests get their hosts.
 use spoke::config::Retention;
-use spoke::flow::{FlowStore, Settle};
+use spoke::flow::Settle;
 use spoke::manifest::{Event, Window};
 use spoke::rate_limit::ledger::{self, BucketSpec, LedgerRows, Taken};
-use spoke::rate_limit::LedgerStore;
 use spoke::store::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Barrier, Mutex};
@@ -15,11 +14,11 @@ pub struct Backend {
     open: Box<dyn Fn() -> Arc<dyn Store> + Send + Sync>,
     /// What the database lives in (a temporary directory, a cluster),
     /// dropped after the handles.
-    _home: Box<dyn std::any::Any>,
+    _home: Box<dyn std::any::Any + Send + Sync>,
 }
 
 impl Backend {
-    pub fn new(open: impl Fn() -> Arc<dyn Store> + Send + Sync + 'static, home: impl std::any::Any) -> Backend {
+    pub fn new(open: impl Fn() -> Arc<dyn Store> + Send + Sync + 'static, home: impl std::any::Any + Send + Sync) -> Backend {
         Backend { open: Box::new(open), _home: Box::new(home) }
     }
 
