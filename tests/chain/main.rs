@@ -14,7 +14,6 @@
 use serde_json::{json, Value};
 use spoke_sandbox::cyclesoftware::StockItem;
 use spoke_sandbox::{Ports, Sandbox};
-use spoke::flow::FlowStore;
 use spoke::store::Store;
 use spoke_tests::{eventually, TestHost};
 use std::collections::{BTreeMap, HashSet};
@@ -22,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod faults;
-// mod scale; (after the PostgreSQL harness lands)
+mod scale;
 mod thousand;
 
 /// Articles both Lagerkoll (seeded) and WICS (added by [`prepare`]) know.

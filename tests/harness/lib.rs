@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 pub use spoke;
 
+pub mod postgres;
 pub mod vendor_docs;
 
 /// The workspace root.

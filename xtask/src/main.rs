@@ -78,6 +78,18 @@ fn ensure_wasm_target() -> Result<()> {
 fn ensure_browser() -> Result<()> {
     const NEEDED: [(&str, &str); 2] = [("/usr/bin/chromium", "chromium"), ("/usr/bin/chromedriver", "chromium-driver")];
     let missing: Vec<&str> = NEEDED.iter().filter(|(path, _)| !Path::new(path).exists()).map(|(_, package)| *package).collect();
+    apt_install(&missing, "the browser test")
+}
+
+/// The PostgreSQL server the store tests start privately
+/// (tests/harness/postgres.rs): any version's initdb will do.
+fn ensure_postgres() -> Result<()> {
+    let installed = std::fs::read_dir("/usr/lib/postgresql").into_iter().flatten().flatten().any(|v| v.path().join("bin/initdb").exists());
+    apt_install(if installed { &[] } else { &["postgresql"] }, "the PostgreSQL store tests")
+}
+
+/// Install Debian packages (as root, else through sudo), if any are missing.
+fn apt_install(missing: &[&str], why: &str) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
@@ -90,8 +102,8 @@ fn ensure_browser() -> Result<()> {
     // The package lists may be stale on a fresh machine: update, then install.
     run(&mut apt(&["update", "-q"]))?;
     let mut install = apt(&["install", "-y", "-q", "--no-install-recommends"]);
-    install.args(&missing);
-    run(&mut install).with_context(|| format!("installing {} for the browser test", missing.join(", ")))
+    install.args(missing);
+    run(&mut install).with_context(|| format!("installing {} for {why}", missing.join(", ")))
 }
 
 /// Build every plugin that exists and copy the components into place.
@@ -166,6 +178,7 @@ fn has_nextest() -> bool {
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     plugins(root)?;
     ensure_browser()?;
+    ensure_postgres()?;
     examples(root)?;
     let mut cmd = Command::new("cargo");
     if has_nextest() {

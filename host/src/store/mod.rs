@@ -1,12 +1,18 @@
 //! Durable state: plugin key-value state, webhook deliveries, events, their
 //! dedupe keys and dispatch state. [`Store`] is the contract; SQLite (WAL,
-//! the embedded default) implements it in `sqlite.rs`. Migrations are
-//! versioned files in `host/migrations/<engine>/`, applied in order, each
-//! once.
+//! the embedded default) implements it in `sqlite*.rs`, PostgreSQL (several
+//! hosts on one database) in `postgres*.rs`. Migrations are versioned files
+//! in `host/migrations/<engine>/`, applied in order, each once. The
+//! behaviour both must have is tested once, against both, in
+//! `tests/store`.
+mod postgres;
+mod postgres_flows;
+mod postgres_ledger;
 mod sqlite;
 mod sqlite_flows;
 mod sqlite_ledger;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::manifest::Event;
@@ -442,17 +448,95 @@ pub fn new_owner() -> String {
 pub fn open(location: &crate::config::StoreLocation) -> Result<std::sync::Arc<dyn Store>> {
     match location {
         crate::config::StoreLocation::Sqlite(path) => Ok(std::sync::Arc::new(SqliteStore::open(path)?)),
-        crate::config::StoreLocation::Postgres(pg) => anyhow::bail!("store {}: the PostgreSQL engine is not in this build yet", pg.url),
+        crate::config::StoreLocation::Postgres(pg) => Ok(std::sync::Arc::new(PgStore::open(pg)?)),
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+/// Headers as stored: a JSON list of `[name, value]` pairs.
+fn headers_json(headers: &[(String, String)]) -> String {
+    serde_json::to_string(&headers.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>()).unwrap_or_default()
 }
+
+/// Stored JSON text as a value; text that is not JSON stays a string.
+fn json_text(text: String) -> serde_json::Value {
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+/// An event's status, from `events e` and its dispatches (both engines).
+const STATUS_SQL: &str = "CASE
+    WHEN e.routed = 0 THEN 'waiting'
+    WHEN EXISTS (SELECT 1 FROM dispatches d WHERE d.event_seq = e.seq AND d.status = 'dead') THEN 'dead'
+    WHEN EXISTS (SELECT 1 FROM dispatches d WHERE d.event_seq = e.seq AND d.status = 'pending') THEN 'pending'
+    WHEN EXISTS (SELECT 1 FROM dispatches d WHERE d.event_seq = e.seq) THEN 'delivered'
+    ELSE 'unrouted' END";
+
+const RUN_COLUMNS: &str = "id, script, version, function, trigger, started_at, ended_at, outcome, error, location, steps, logs, flow_key";
+
+/// The least text greater than every text starting with `prefix` (keys
+/// compare as UTF-8 bytes, which is code point order: SQLite's default,
+/// `COLLATE "C"` on PostgreSQL): the prefix with its last character raised
+/// by one. `None` when nothing is above.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value, skipping the surrogate gap.
+        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// A connector's kv usage (keys, bytes) after writing `key` = `value` over
+/// an entry of `old` bytes (if any), or the [`KvQuotaExceeded`] it would
+/// cause. A key counts its name and value bytes.
+fn kv_usage_after(connector: &str, key: &str, value: &[u8], old: Option<i64>, (keys, bytes): (i64, i64), quota: KvQuota) -> Result<(i64, i64)> {
+    let entry = (key.len() + value.len()) as i64;
+    let (new_keys, new_bytes) = match old {
+        Some(old_len) => (keys, bytes - (key.len() as i64 + old_len) + entry),
+        None => (keys + 1, bytes + entry),
+    };
+    if new_keys as u64 > quota.max_keys && old.is_none() {
+        return Err(KvQuotaExceeded(format!("kv quota: connector {connector} holds {keys} keys, its limit (quotas.kv_max_keys = {}); delete keys first", quota.max_keys)).into());
+    }
+    if new_bytes as u64 > quota.max_bytes && new_bytes > bytes {
+        return Err(KvQuotaExceeded(format!(
+            "kv quota: connector {connector} holds {bytes} bytes; this write would make {new_bytes}, above its limit (quotas.kv_max_bytes = {})",
+            quota.max_bytes
+        ))
+        .into());
+    }
+    Ok((new_keys, new_bytes))
+}
+
+/// Why `state_incr` changed nothing.
+fn incr_refused(key: &str, held: Option<String>, by: i64) -> anyhow::Error {
+    anyhow::anyhow!("{key} holds {}: not an integer, or adding {by} overflows", held.unwrap_or_default())
+}
+
+/// Why an interrupted run ended, as recorded.
+const INTERRUPTED: &str = "the host stopped during this run (crash, kill or power loss); steps it stored are kept";
+
+/// A tick is only asked about around its time: a day of them is plenty.
+const SCHEDULE_TICKS_KEPT_MS: i64 = 86_400_000;
+
+/// Rows deleted per statement while pruning, so a large backlog never
+/// holds the store for long.
+const PRUNE_BATCH: i64 = 5000;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_end_is_the_first_text_after_the_prefix() {
+        assert_eq!(prefix_end("lead:").as_deref(), Some("lead;"));
+        assert_eq!(prefix_end("a\u{D7FF}"), Some("a\u{E000}".to_string()), "past the surrogates");
+        assert_eq!(prefix_end("a\u{10FFFF}"), Some("b".to_string()));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+    }
 
     #[test]
     fn an_owner_is_gone_only_when_it_is_a_dead_process_of_this_machine() {
@@ -464,4 +548,8 @@ mod tests {
         assert!(!owner_gone("m1:x:1", "m1", &alive));
         assert!(!owner_gone("garbage", "m1", &alive));
     }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -22,10 +22,6 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0012_due_index", include_str!("../../migrations/sqlite/0012_due_index.sql")),
 ];
 
-/// Rows deleted per statement while pruning, so a large backlog never
-/// holds the store for long.
-const PRUNE_BATCH: i64 = 5000;
-
 /// Every write transaction here is `BEGIN IMMEDIATE`: it takes the write
 /// lock first and waits for it (busy timeout). A deferred one that reads
 /// and then writes fails at once with "database is locked" when another
@@ -141,17 +137,6 @@ impl SqliteStore {
     }
 }
 
-fn headers_json(headers: &[(String, String)]) -> String {
-    serde_json::to_string(&headers.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>()).unwrap_or_default()
-}
-
-const STATUS_SQL: &str = "CASE
-    WHEN e.routed = 0 THEN 'waiting'
-    WHEN EXISTS (SELECT 1 FROM dispatches d WHERE d.event_seq = e.seq AND d.status = 'dead') THEN 'dead'
-    WHEN EXISTS (SELECT 1 FROM dispatches d WHERE d.event_seq = e.seq AND d.status = 'pending') THEN 'pending'
-    WHEN EXISTS (SELECT 1 FROM dispatches d WHERE d.event_seq = e.seq) THEN 'delivered'
-    ELSE 'unrouted' END";
-
 fn summary(r: &rusqlite::Row) -> rusqlite::Result<EventSummary> {
     Ok(EventSummary {
         seq: r.get(0)?,
@@ -183,9 +168,6 @@ fn due_row(r: &rusqlite::Row) -> rusqlite::Result<Due> {
     })
 }
 
-/// The least text greater than every text starting with `prefix` (SQLite
-/// compares text as UTF-8 bytes, which is code point order): the prefix with
-/// its last character raised by one. `None` when nothing is above.
 /// Claim one dispatch read as due, if it still is: pending, and not claimed
 /// by another owner whose lease runs. A read that went stale (delivered
 /// meanwhile, or taken by another host) claims nothing.
@@ -196,21 +178,6 @@ fn claim_row(conn: &Connection, due: &Due, claim: &Claim, now: i64) -> Result<bo
     )?;
     Ok(st.execute(params![due.seq, due.subscriber, claim.owner, claim.until, now])? == 1)
 }
-
-fn prefix_end(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        // The next scalar value, skipping the surrogate gap.
-        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
-        if let Some(next) = next {
-            chars.push(next);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
-}
-
-const RUN_COLUMNS: &str = "id, script, version, function, trigger, started_at, ended_at, outcome, error, location, steps, logs, flow_key";
 
 fn run_record(r: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
     let steps: String = r.get(10)?;
@@ -242,21 +209,7 @@ impl Store for SqliteStore {
         let old: Option<i64> = tx.query_row("SELECT length(value) FROM kv WHERE connector = ?1 AND key = ?2", params![connector, key], |r| r.get(0)).optional()?;
         let (keys, bytes): (i64, i64) =
             tx.query_row("SELECT keys, bytes FROM kv_usage WHERE connector = ?1", [connector], |r| Ok((r.get(0)?, r.get(1)?))).optional()?.unwrap_or((0, 0));
-        let entry = (key.len() + value.len()) as i64;
-        let (new_keys, new_bytes) = match old {
-            Some(old_len) => (keys, bytes - (key.len() as i64 + old_len) + entry),
-            None => (keys + 1, bytes + entry),
-        };
-        if new_keys as u64 > quota.max_keys && old.is_none() {
-            return Err(KvQuotaExceeded(format!("kv quota: connector {connector} holds {keys} keys, its limit (quotas.kv_max_keys = {}); delete keys first", quota.max_keys)).into());
-        }
-        if new_bytes as u64 > quota.max_bytes && new_bytes > bytes {
-            return Err(KvQuotaExceeded(format!(
-                "kv quota: connector {connector} holds {bytes} bytes; this write would make {new_bytes}, above its limit (quotas.kv_max_bytes = {})",
-                quota.max_bytes
-            ))
-            .into());
-        }
+        let (new_keys, new_bytes) = kv_usage_after(connector, key, value, old, (keys, bytes), quota)?;
         tx.execute(
             "INSERT INTO kv (connector, key, value, updated) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (connector, key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
@@ -679,8 +632,8 @@ impl Store for SqliteStore {
                 continue;
             }
             n += conn.execute(
-                "UPDATE runs SET outcome = 'interrupted', ended_at = ?2, error = 'the host stopped during this run (crash, kill or power loss); steps it stored are kept' WHERE id = ?1 AND outcome IS NULL",
-                params![id, now],
+                "UPDATE runs SET outcome = 'interrupted', ended_at = ?2, error = ?3 WHERE id = ?1 AND outcome IS NULL",
+                params![id, now, INTERRUPTED],
             )?;
         }
         Ok(n)
@@ -793,10 +746,7 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )
             .optional()?;
-        let Some(new) = new else {
-            let held = self.state_get(script, key)?.unwrap_or_default();
-            anyhow::bail!("{key} holds {held}: not an integer, or adding {by} overflows");
-        };
+        let Some(new) = new else { return Err(incr_refused(key, self.state_get(script, key)?, by)) };
         Ok(new.parse()?)
     }
 
@@ -873,8 +823,7 @@ impl Store for SqliteStore {
     fn schedule_claim(&self, script: &str, function: &str, tick: i64, owner: &str) -> Result<bool> {
         let conn = self.conn();
         let won = conn.execute("INSERT OR IGNORE INTO schedule_ticks (script, function, tick, fired_by) VALUES (?1, ?2, ?3, ?4)", params![script, function, tick, owner])? == 1;
-        // A tick is only asked about around its time: a day of them is plenty.
-        conn.execute("DELETE FROM schedule_ticks WHERE script = ?1 AND function = ?2 AND tick < ?3", params![script, function, tick - 86_400_000])?;
+        conn.execute("DELETE FROM schedule_ticks WHERE script = ?1 AND function = ?2 AND tick < ?3", params![script, function, tick - SCHEDULE_TICKS_KEPT_MS])?;
         Ok(won)
     }
 }
@@ -903,274 +852,6 @@ mod tests {
             o.join().unwrap().unwrap();
         }
     }
-
-    fn ev(id: &str, topic: &str) -> Event {
-        Event { id: id.into(), topic: topic.into(), occurred_at: None, subject: None, payload: serde_json::json!({"id": id}) }
-    }
-
-    fn incoming(events: Vec<Event>) -> Incoming {
-        Incoming {
-            delivery: DeliveryRecord { connector: "wics".into(), received_at: 1000, headers: vec![], body: b"{}".to_vec() },
-            events,
-        }
-    }
-
-    /// Route every waiting event to "sub", as the dispatcher would.
-    fn route_all(s: &SqliteStore) {
-        let waiting = s.unrouted(0, 10_000).unwrap();
-        s.route(&waiting.into_iter().map(|u| (u, vec!["sub".to_string()])).collect::<Vec<_>>(), 1000).unwrap();
-    }
-
-    fn refused(connector: &str, body: usize) -> RefusedDelivery {
-        RefusedDelivery {
-            delivery: DeliveryRecord { connector: connector.into(), received_at: 1000, headers: vec![], body: vec![b'x'; body] },
-            http_status: 401,
-            reason: "bad signature".into(),
-        }
-    }
-
-    #[test]
-    fn refusals_keep_only_the_newest() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        for _ in 0..5 {
-            s.record_refusals(&(0..10).map(|_| refused("wics", 10)).collect::<Vec<_>>(), 25).unwrap();
-        }
-        let kept = s.refusals(1000).unwrap();
-        assert_eq!(kept.len(), 25);
-        assert_eq!(kept[0].id, 50, "the newest stay");
-    }
-
-    #[test]
-    fn prune_keeps_pending_work_and_drops_what_retention_does_not_keep() {
-        use crate::config::Retention;
-        let s = SqliteStore::open_in_memory().unwrap();
-        s.commit(&[incoming(vec![ev("a", "T"), ev("b", "U")])]).unwrap(); // received_at 1000
-        route_all(&s);
-        let due = s.due(&Claim { owner: "t".into(), until: 2000 + 60_000 }, 2000, 10).unwrap();
-        s.mark_delivered(due[0].seq, "sub", 2000).unwrap(); // a settled, b pending
-        let run = s.run_start("x", 1, "f", "manual", 1000).unwrap();
-        s.step_put("x", "k", "1", run, 1000).unwrap();
-        let running = s.run_start("x", 1, "f", "manual", 1000).unwrap();
-        s.step_put("x", "k2", "1", running, 1000).unwrap();
-        s.run_finish(run, 1500, None, &[], &Default::default()).unwrap();
-        s.record_refusals(&[refused("wics", 10)], 100).unwrap();
-        let day = Retention::ms(1.0);
-        let r = Retention { deliveries_days: 1.0, refusals_days: 1.0, events_days: 1.0, runs_days: 1.0, steps_days: 3.0, ..Retention::default() };
-        assert_eq!(s.prune(1000 + day / 2, &r).unwrap().total(), 0, "nothing is old yet");
-        let p = s.prune(1000 + 4 * day, &r).unwrap();
-        assert_eq!((p.deliveries, p.refusals, p.events, p.runs, p.steps), (1, 1, 1, 1, 1), "{p:?}");
-        let left: Vec<_> = s.list_events(&EventFilter::default()).unwrap().into_iter().map(|e| e.dedupe_id).collect();
-        assert_eq!(left, ["b"], "the pending event stays");
-        assert!(s.step_get("x", "k2").unwrap().is_some(), "a running run's steps stay");
-        assert!(s.run(running).unwrap().is_some(), "a running run stays");
-    }
-
-    #[test]
-    fn prune_drops_finished_flows_and_untaken_events_but_never_unfinished_flows() {
-        use crate::config::Retention;
-        use crate::flow::{FlowStore, Settle};
-        let s = SqliteStore::open_in_memory().unwrap();
-        let day = Retention::ms(1.0);
-        let (done, _) = s.flow_start("x", "f", "done", &serde_json::json!(null), 1, 1000).unwrap();
-        let (waiting, _) = s.flow_start("x", "f", "waiting", &serde_json::json!(null), 1, 1000).unwrap();
-        let (doubt, _) = s.flow_start("x", "f", "doubt", &serde_json::json!(null), 1, 1000).unwrap();
-        for id in [done, waiting, doubt] {
-            s.flow_step_begin(id, 0, "step", "a", "started", None, 1000).unwrap();
-        }
-        let claimed = s.flow_claim("m:1", 1000, 2000, 10).unwrap();
-        assert_eq!(claimed.len(), 3);
-        s.flow_settle(done, "m:1", &Settle::Done(serde_json::json!(1)), 1000).unwrap();
-        s.flow_settle(waiting, "m:1", &Settle::Wait { at: Some(100 * day), step: "a".into(), waiting_for: serde_json::json!({}) }, 1000).unwrap();
-        s.flow_settle(doubt, "m:1", &Settle::InDoubt { step: "a".into(), waiting_for: serde_json::json!({}) }, 1000).unwrap();
-        let taken = s.flow_inbox_put("x", "c", "T", "e1", &serde_json::json!({}), 1000).unwrap().unwrap();
-        assert!(s.flow_inbox_claim(taken, done, 0, 1000).unwrap());
-        s.flow_inbox_put("x", "c", "T", "e2", &serde_json::json!({}), 1000).unwrap().unwrap();
-        let r = Retention { runs_days: 1.0, events_days: 2.0, ..Retention::default() };
-        let p = s.prune(1000 + 3 * day / 2, &r).unwrap();
-        assert_eq!((p.flows, p.flow_events), (1, 0), "{p:?}");
-        assert!(s.flow(done).unwrap().is_none() && s.flow_steps(done).unwrap().is_empty() && s.flow_inbox_claimed(done, 0).unwrap().is_none());
-        assert!(s.flow(waiting).unwrap().is_some() && s.flow(doubt).unwrap().is_some(), "unfinished flows stay");
-        assert_eq!(s.flow_inbox_open("x", "c", "T", 10).unwrap().len(), 1, "an untaken event stays for its retention");
-        let p = s.prune(1000 + 3 * day, &r).unwrap();
-        assert_eq!(p.flow_events, 1, "{p:?}");
-        assert!(s.flow(waiting).unwrap().is_some() && s.flow(doubt).unwrap().is_some(), "unfinished flows are never pruned");
-    }
-
-    #[test]
-    fn kv_quota_counts_keys_and_bytes_per_connector() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        let q = KvQuota { max_keys: 3, max_bytes: 100 };
-        for k in ["a", "b", "c"] {
-            s.kv_set("w", k, b"1234", q).unwrap();
-        }
-        let e = s.kv_set("w", "d", b"1", q).unwrap_err();
-        assert!(e.downcast_ref::<KvQuotaExceeded>().is_some_and(|e| e.0.contains("3 keys")), "{e:#}");
-        s.kv_set("w", "a", b"replaced", q).unwrap();
-        s.kv_set("other", "d", b"1", q).unwrap();
-        let e = s.kv_set("w", "b", &[0; 100], q).unwrap_err();
-        assert!(e.to_string().contains("kv_max_bytes"), "{e}");
-        s.kv_delete("w", "c").unwrap();
-        s.kv_set("w", "d", b"1", q).unwrap();
-        assert_eq!(s.kv_get("w", "b").unwrap().as_deref(), Some(&b"1234"[..]), "a refused write changes nothing");
-    }
-
-    /// Two connections to one file, as two processes have: every increment
-    /// and every compare-and-swap update counts, none is lost.
-    #[test]
-    fn incr_and_swap_from_two_connections_count_exactly() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        let stores = [SqliteStore::open(&path).unwrap(), SqliteStore::open(&path).unwrap()];
-        const EACH: i64 = 300;
-        std::thread::scope(|scope| {
-            for s in &stores {
-                scope.spawn(move || {
-                    for _ in 0..EACH {
-                        s.state_incr("x", "hits", 1, 1).unwrap();
-                        // What `state::update` does: read, compute, swap; again on a conflict.
-                        loop {
-                            let old = s.state_get("x", "list").unwrap();
-                            let mut list: Vec<i64> = old.as_deref().map(|t| serde_json::from_str(t).unwrap()).unwrap_or_default();
-                            list.push(list.len() as i64);
-                            if s.state_swap("x", "list", old.as_deref(), &serde_json::to_string(&list).unwrap(), 1).unwrap() {
-                                break;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        assert_eq!(stores[0].state_get("x", "hits").unwrap().as_deref(), Some(&*(2 * EACH).to_string()));
-        let list: Vec<i64> = serde_json::from_str(&stores[1].state_get("x", "list").unwrap().unwrap()).unwrap();
-        assert_eq!(list, (0..2 * EACH).collect::<Vec<_>>(), "an update was lost or applied twice");
-    }
-
-    #[test]
-    fn swap_needs_the_expected_value_and_incr_an_integer() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        assert!(s.state_swap("x", "k", None, "1", 1).unwrap(), "absent as expected");
-        assert!(!s.state_swap("x", "k", None, "2", 1).unwrap(), "no longer absent");
-        assert!(!s.state_swap("x", "k", Some("3"), "2", 1).unwrap());
-        assert!(s.state_swap("x", "k", Some("1"), "2", 1).unwrap());
-        assert_eq!(s.state_incr("x", "k", 40, 1).unwrap(), 42);
-        assert_eq!(s.state_incr("x", "new", -3, 1).unwrap(), -3, "absent counts as 0");
-        let max = i64::MAX.to_string();
-        for held in ["\"abc\"", "1.5", "[1]", max.as_str()] {
-            s.state_set("x", "odd", held, 1).unwrap();
-            let e = s.state_incr("x", "odd", 1, 1).unwrap_err();
-            assert!(e.to_string().contains("not an integer"), "{held}: {e}");
-            assert_eq!(s.state_get("x", "odd").unwrap().as_deref(), Some(held), "a refused incr changes nothing");
-        }
-    }
-
-    #[test]
-    fn state_list_takes_exactly_the_keys_with_the_prefix() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        for k in ["lead:2", "lead:1", "lead;", "lead", "leae", "a", "lead:\u{10FFFF}z"] {
-            s.state_set("x", k, "1", 1).unwrap();
-        }
-        s.state_set("y", "lead:3", "1", 1).unwrap();
-        let keys = |prefix: &str, limit: usize| s.state_list("x", prefix, limit).unwrap().into_iter().map(|(k, _)| k).collect::<Vec<_>>();
-        assert_eq!(keys("lead:", 100), ["lead:1", "lead:2", "lead:\u{10FFFF}z"]);
-        assert_eq!(keys("lead:", 2), ["lead:1", "lead:2"]);
-        assert_eq!(keys("", 100).len(), 7, "no prefix: every key of the script");
-        assert_eq!(prefix_end("a\u{D7FF}"), Some("a\u{E000}".to_string()), "past the surrogates");
-        assert_eq!(prefix_end("a\u{10FFFF}"), Some("b".to_string()));
-        assert_eq!(prefix_end("\u{10FFFF}"), None);
-    }
-
-    #[test]
-    fn runs_filter_by_function_and_outcome() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        let ok = s.run_start("x", 1, "f", "manual", 1).unwrap();
-        s.run_finish(ok, 2, None, &[], &Default::default()).unwrap();
-        let failed = s.run_start("x", 1, "g", "manual", 1).unwrap();
-        s.run_finish(failed, 2, Some(("boom", None)), &[], &Default::default()).unwrap();
-        let running = s.run_start("x", 1, "f", "manual", 1).unwrap();
-        let ids = |f: RunFilter| s.runs(&f).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
-        assert_eq!(ids(RunFilter::default()), [running, failed, ok]);
-        assert_eq!(ids(RunFilter { function: Some("f".into()), ..Default::default() }), [running, ok]);
-        assert_eq!(ids(RunFilter { outcome: Some(RunOutcome::Running), ..Default::default() }), [running]);
-        assert_eq!(ids(RunFilter { outcome: Some(RunOutcome::Failed), ..Default::default() }), [failed]);
-        assert_eq!(ids(RunFilter { function: Some("g".into()), outcome: Some(RunOutcome::Ok), ..Default::default() }), Vec::<i64>::new());
-        assert_eq!(ids(RunFilter { script: Some("y".into()), ..Default::default() }), Vec::<i64>::new());
-    }
-
-    #[test]
-    fn versions_survive_removal_and_orphan_runs_are_interrupted() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        s.script_loaded("x", 4, "h4", &serde_json::json!([]), None, 1).unwrap();
-        s.script_removed("x", 2).unwrap();
-        assert_eq!(s.script_version("x").unwrap(), 4);
-        assert_eq!(s.script_hash("x").unwrap().as_deref(), Some("h4"), "a removed script keeps its hash");
-        assert!(s.scripts().unwrap()[0].removed_at.is_some());
-        let mine = s.run_start("x", 4, "f", "manual", 1).unwrap();
-        let gone = s.run_start("x", 4, "f", "manual", 1).unwrap();
-        s.conn().execute("UPDATE runs SET pid = 0 WHERE id = ?1", [gone]).unwrap();
-        assert_eq!(s.interrupt_orphan_runs(5, &|pid| pid != 0).unwrap(), 1);
-        assert_eq!(s.run(gone).unwrap().unwrap().outcome.as_deref(), Some("interrupted"));
-        assert_eq!(s.run(mine).unwrap().unwrap().outcome, None);
-    }
-
-    #[test]
-    fn kv_is_per_connector_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        {
-            let s = SqliteStore::open(&path).unwrap();
-            let q = KvQuota { max_keys: 10, max_bytes: 100 };
-            s.kv_set("a", "k", b"1", q).unwrap();
-            s.kv_set("a", "k", b"2", q).unwrap();
-            s.kv_set("b", "k", b"3", q).unwrap();
-        }
-        let s = SqliteStore::open(&path).unwrap();
-        assert_eq!(s.kv_get("a", "k").unwrap().as_deref(), Some(&b"2"[..]));
-        assert_eq!(s.kv_get("b", "k").unwrap().as_deref(), Some(&b"3"[..]));
-        s.kv_delete("a", "k").unwrap();
-        assert_eq!(s.kv_get("a", "k").unwrap(), None);
-    }
-
-    #[test]
-    fn duplicates_are_recorded_but_not_dispatched() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        let c = s.commit(&[incoming(vec![ev("a", "T"), ev("b", "T")]), incoming(vec![ev("a", "T")])]).unwrap();
-        assert_eq!((c[0].new_events, c[0].duplicates), (2, 0));
-        assert_eq!((c[1].new_events, c[1].duplicates), (0, 1));
-        assert_eq!(s.list_events(&EventFilter::default()).unwrap().len(), 2);
-        assert!(s.due(&Claim { owner: "t".into(), until: 2000 + 60_000 }, 2000, 10).unwrap().is_empty(), "nothing is due before routing");
-        route_all(&s);
-        assert_eq!(s.due(&Claim { owner: "t".into(), until: 2000 + 60_000 }, 2000, 10).unwrap().len(), 1, "one lane, so only its head is due");
-    }
-
-    #[test]
-    fn dedupe_keys_outlive_three_days_then_go() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        s.commit(&[incoming(vec![ev("a", "T")])]).unwrap(); // received_at = 1000
-        assert_eq!(s.prune_dedupe(1000 + DEDUPE_RETENTION_MS - 1).unwrap(), 0, "kept for the whole retention");
-        let again = s.commit(&[incoming(vec![ev("a", "T")])]).unwrap();
-        assert_eq!(again[0].duplicates, 1);
-        assert_eq!(s.prune_dedupe(1000 + DEDUPE_RETENTION_MS + 1).unwrap(), 1);
-    }
-
-    #[test]
-    fn lanes_go_in_order_and_failures_hold_the_lane() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        s.commit(&[incoming(vec![ev("a", "T"), ev("b", "T"), ev("c", "U")])]).unwrap();
-        route_all(&s);
-        let due = s.due(&Claim { owner: "t".into(), until: 2000 + 60_000 }, 2000, 10).unwrap();
-        let ids: Vec<_> = due.iter().map(|d| d.event.id.as_str()).collect();
-        assert_eq!(ids, ["a", "c"], "the heads of lanes T and U");
-        s.mark_failed(due[0].seq, "sub", 2000, "boom", Some(5000)).unwrap();
-        let ids: Vec<_> = s.due(&Claim { owner: "t".into(), until: 3000 + 60_000 }, 3000, 10).unwrap().iter().map(|d| d.event.id.clone()).collect();
-        assert_eq!(ids, ["c"], "b waits behind a's retry");
-        assert_eq!(s.next_due_at().unwrap(), Some(1000));
-        s.mark_failed(due[0].seq, "sub", 5000, "boom again", None).unwrap();
-        let ids: Vec<_> = s.due(&Claim { owner: "t".into(), until: 5000 + 60_000 }, 5000, 10).unwrap().iter().map(|d| d.event.id.clone()).collect();
-        assert_eq!(ids, ["b", "c"], "a is dead-lettered, b moves up");
-        assert_eq!(s.list_events(&EventFilter { status: Some("dead".into()), ..Default::default() }).unwrap().len(), 1);
-        assert_eq!(s.replay_dead(6000).unwrap(), 1);
-        let detail = s.event(due[0].seq).unwrap().unwrap();
-        assert_eq!(detail.attempts.len(), 2);
-        assert_eq!(detail.dispatches[0].status, "pending");
-    }
+    // The behaviour every engine shares is tested against both in
+    // tests/store (the store contract).
 }
