@@ -543,8 +543,16 @@ impl Spoke {
                 break rest.split_whitespace().next().unwrap().trim().to_string();
             }
         };
-        // Keep draining the log so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in reader.lines() {});
+        // Keep draining the log so the child never blocks on a full pipe,
+        // into spoke.log beside the config for a failing test to show.
+        let mut log = std::fs::OpenOptions::new().create(true).append(true).open(config.with_file_name("spoke.log")).unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = log.write_all(seen.as_bytes());
+            for line in reader.lines().map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+            }
+        });
         Spoke { child, url, dead: false }
     }
 

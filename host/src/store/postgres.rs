@@ -460,17 +460,21 @@ impl Store for PgStore {
     }
 
     fn due(&self, claim: &Claim, now: i64, limit: usize) -> Result<Vec<Due>> {
-        // The head of each lane, as SQLite finds it (pending dispatches in
-        // event order, each kept if no earlier one of its lane is pending);
-        // the candidates are locked SKIP LOCKED (a head another host is
-        // claiming right now is left to it) and the claim re-checks that the
-        // row is still pending and free: two hosts never both claim one head.
+        // The head of each lane (the lowest pending seq), grouped: one pass
+        // over the pending rows. (SQLite walks pending rows probing each
+        // one's lane instead; PostgreSQL plans that walk as a hash anti-join
+        // that compares every pair in a lane — 2.5 s for one lane of 5,000
+        // against 3 ms grouped.) The candidates are locked SKIP LOCKED (a
+        // head another host is claiming right now is left to it) and the
+        // claim re-checks that the row is still pending and free: two hosts
+        // never both claim one head.
         let sql = format!(
             "UPDATE dispatches d SET claimed_by = $3, claimed_until = $4
-             FROM (SELECT c.event_seq, c.subscriber FROM dispatches c
+             FROM (SELECT c.event_seq, c.subscriber
+                   FROM (SELECT subscriber, connector, topic, subject, MIN(event_seq) AS head FROM dispatches
+                         WHERE status = 'pending' GROUP BY subscriber, connector, topic, subject) h
+                   JOIN dispatches c ON c.event_seq = h.head AND c.subscriber = h.subscriber
                    WHERE c.status = 'pending' AND c.next_at <= $1 AND (c.claimed_until <= $1 OR c.claimed_by = $3)
-                     AND NOT EXISTS (SELECT 1 FROM dispatches p WHERE p.status = 'pending' AND p.subscriber = c.subscriber AND p.connector = c.connector
-                                     AND p.topic = c.topic AND p.subject = c.subject AND p.event_seq < c.event_seq)
                    ORDER BY c.event_seq LIMIT $2 FOR UPDATE OF c SKIP LOCKED) heads, events e
              WHERE d.event_seq = heads.event_seq AND d.subscriber = heads.subscriber AND e.seq = d.event_seq
                AND d.status = 'pending' AND d.next_at <= $1 AND (d.claimed_until <= $1 OR d.claimed_by = $3)
