@@ -57,7 +57,7 @@ pub async fn plugin_calls(fx: &Fixture) -> anyhow::Result<Vec<Row>> {
             detail: json!({"warm": warm, "native": native}),
         },
         Row {
-            figure: "fresh instance + call (Host::call)".into(),
+            figure: "Host::call (instance kept per connector; was fresh instance + call)".into(),
             value: us(&fresh),
             baseline: "—".into(),
             target: "≤ 20 µs".into(),

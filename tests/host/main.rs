@@ -301,6 +301,35 @@ async fn a_panic_fails_only_its_own_call() {
     }
 }
 
+/// Instances are reused per connector binding (docs/architecture.md):
+/// what one call leaves in guest memory is visible to the next call of the
+/// same connector, never to another connector, and never survives a trap.
+#[tokio::test]
+async fn a_reused_instance_serves_one_connector_and_a_trap_drops_it() {
+    let server = Recorder::start().await;
+    let second = format!("[connectors.probe2]\nplugin = \"probe\"\nbase_url = \"{}/api\"\n", server.url);
+    let h = TestHost::start(&probe(&server.url, &second)).await.unwrap();
+    let binding = h.host.connector("probe").unwrap();
+    let found = |connector: &'static str, needle: &'static str| {
+        let h = &h;
+        async move { h.call(connector, "memory_contains", json!({"needle_hex_xor5a": masked_hex(needle)})).await.unwrap()["found"] == true }
+    };
+    // Many copies, so that some outlive the allocator reusing freed memory.
+    let kept = "kept-between-calls-5e1f";
+    h.call("probe", "echo", json!({"pad": kept.repeat(2048)})).await.unwrap();
+    assert_eq!(binding.plugin.warm_instances(&binding), 1);
+    assert!(found("probe", kept).await, "positive control: the same connector's next call ran on the same instance");
+    assert!(!found("probe2", kept).await, "another connector never sees a connector's instance");
+
+    let trapped = "left-by-a-trap-9c2d";
+    let e = h.call("probe", "panic", json!({"pad": trapped.repeat(2048)})).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Internal);
+    assert_eq!(binding.plugin.warm_instances(&binding), 0, "the trapped instance was dropped");
+    assert!(!found("probe", trapped).await, "the call after a trap runs on a fresh instance");
+    assert!(!found("probe", kept).await, "…which has none of the old instance's memory");
+    assert_eq!(binding.plugin.warm_instances(&binding), 1);
+}
+
 #[tokio::test]
 async fn second_start_loads_from_the_compile_cache() {
     let server = Recorder::start().await;

@@ -62,6 +62,20 @@ impl CallState {
         }
     }
 
+    /// Make a reused instance's state a new call's: every per-call field
+    /// as [`CallState::new`] sets it. The WASI context and resource table
+    /// stay (the guest holds handles into them, e.g. its stderr stream).
+    pub(crate) fn reset_for_call(&mut self, binding: Option<Arc<Binding>>, operation: &str) {
+        self.binding = binding;
+        self.operation = operation.to_string();
+        self.reserved.clear();
+        self.memory.hit = false;
+        self.started = Instant::now();
+        self.host_time = Duration::ZERO;
+        self.stderr.clear();
+        self.verifies = 0;
+    }
+
     /// Guest execution time so far.
     pub(crate) fn guest_time(&self) -> Duration {
         self.started.elapsed().saturating_sub(self.host_time)

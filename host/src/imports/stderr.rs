@@ -35,6 +35,12 @@ impl TailPipe {
         }
     }
 
+    /// Forget what was kept: a reused instance's next call reports only
+    /// its own stderr.
+    pub fn clear(&self) {
+        *self.0.lock().unwrap() = Tail::default();
+    }
+
     /// The kept text, prefixed with a note when older output was dropped.
     pub fn text(&self) -> String {
         let t = self.0.lock().unwrap();

@@ -79,6 +79,7 @@ impl Runtime {
             pre,
             inputs: Arc::default(),
             runtime,
+            warm: Default::default(),
         };
         plugin.manifest = match plugin.describe().await {
             Ok(m) => m,

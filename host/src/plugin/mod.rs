@@ -1,7 +1,8 @@
 //! Running plugins: one wasmtime engine, compiled components cached on disk,
-//! `InstancePre` per plugin, a fresh pooled instance per call, and per-call
-//! limits — guest execution time (epochs), memory (a store limiter) — so a
-//! plugin that loops, bloats or traps fails its own call and nothing else.
+//! `InstancePre` per plugin, instances kept warm per connector binding (see
+//! [`Warm`]), and per-call limits — guest execution time (epochs), memory
+//! (a store limiter) — so a plugin that loops, bloats or traps fails its own
+//! call and nothing else.
 pub mod cache;
 pub mod check;
 mod compile;
@@ -27,6 +28,15 @@ pub use check::Checked;
 
 /// Linear memory per pooled slot kept mapped between instances.
 const KEEP_RESIDENT: usize = 2 << 20;
+
+/// Idle instances kept per connector binding, at most (and never more than
+/// its `max_concurrent_calls`). Two cores run two guests at once; calls
+/// beyond that wait on I/O, where a fresh instance's ~40 µs does not show.
+const WARM_PER_BINDING: usize = 8;
+
+/// An instance whose linear memory grew past this is not kept idle: idle
+/// memory stays bounded (8 × 4 MiB per binding) whatever a call allocated.
+const WARM_MAX_MEMORY: usize = 4 << 20;
 
 /// `describe()` runs at load time, where a slow plugin would hold up every
 /// other load: it gets at most this long.
@@ -106,6 +116,33 @@ pub struct Plugin {
     /// Each operation's input validator, compiled at load.
     inputs: Arc<input::Inputs>,
     runtime: Arc<RuntimeRef>,
+    /// Instances that finished a call cleanly, kept for the next call of
+    /// the same connector binding. They live and die with this `Plugin`, so
+    /// a hot swap (a new `Plugin`) never serves a call from the old code.
+    warm: std::sync::Mutex<Vec<Warm>>,
+}
+
+/// An idle instance of one connector binding. Instantiating per call cost
+/// most of a call (docs/performance.md); reusing one keeps the isolation
+/// that matters: an instance only ever serves the binding it was made for
+/// (no state crosses connectors), one that trapped, ran out of time or hit
+/// its memory cap is dropped (a trap never poisons the next call), and each
+/// call gets its own epoch budget, wall-clock deadline and fresh per-call
+/// host state ([`CallState::reset_for_call`]). Guest memory does persist
+/// between calls of the same binding (docs/security.md).
+///
+/// At most [`WARM_PER_BINDING`] (8), and never more than
+/// `limits.max_concurrent_calls`, are kept per binding: an idle instance
+/// is one a finished call of that binding gave back, so warm and running
+/// instances of a connector together stay within its running-call bound
+/// (guard.rs) and the pool slots sized for it ([`EngineLimits::pool_size`]);
+/// they cannot take slots another connector needs. Instances that grew
+/// past [`WARM_MAX_MEMORY`] are not kept, which bounds idle memory.
+struct Warm {
+    store: Store<CallState>,
+    instance: v0_1_0::Connector,
+    /// Weak: the binding owns this `Plugin`, which owns the warm list.
+    binding: std::sync::Weak<Binding>,
 }
 
 /// What a plugin needs of the runtime at call time.
@@ -119,12 +156,14 @@ struct RuntimeRef {
 /// can say "memory cap" instead of a bare trap.
 pub(crate) struct MemoryLimiter {
     max: usize,
-    hit: bool,
+    pub(crate) hit: bool,
+    /// The largest linear memory this store's instance has grown to.
+    peak: usize,
 }
 
 impl MemoryLimiter {
     pub(crate) fn new(max: usize) -> Self {
-        MemoryLimiter { max, hit: false }
+        MemoryLimiter { max, hit: false, peak: 0 }
     }
 }
 
@@ -132,6 +171,9 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let ok = desired <= self.max;
         self.hit |= !ok;
+        if ok {
+            self.peak = self.peak.max(desired);
+        }
         Ok(ok)
     }
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
@@ -261,23 +303,42 @@ impl Plugin {
             Some(b) => Some(self.runtime.guards.enter(b.name()).await?),
             None => None,
         };
-        let mut store = Store::new(&self.runtime.engine, CallState::new(binding, operation, limits.memory_bytes));
-        store.limiter(|s| &mut s.memory);
         let budget = limits.call_timeout;
-        arm_deadline(&mut store, budget);
+        let warm = binding.as_ref().and_then(|b| self.take_warm(b));
+        let (mut store, instance) = match warm {
+            Some(w) => (w.store, Some(w.instance)),
+            None => {
+                let mut store = Store::new(&self.runtime.engine, CallState::new(None, "", limits.memory_bytes));
+                store.limiter(|s| &mut s.memory);
+                arm_deadline(&mut store, budget);
+                (store, None)
+            }
+        };
+        store.data_mut().reset_for_call(binding.clone(), operation);
+        // Each call gets the whole execution budget again.
+        store.set_epoch_deadline(1);
         // The outer deadline: the epoch budget only sees guest time, so a
         // plugin looping on a host import or sleeping in WASI is stopped
         // here. Dropping the call future cancels it; the store goes with it.
         let deadline = if describing { limits.call_deadline.min(DESCRIBE_DEADLINE) } else { limits.call_deadline };
         let outcome = tokio::time::timeout(deadline, async {
-            match self.pre.instantiate_async(&mut store).await {
-                Ok(instance) => f(&instance, &mut store).await,
-                Err(e) => Err(e),
-            }
+            let instance = match instance {
+                Some(i) => i,
+                None => self.pre.instantiate_async(&mut store).await?,
+            };
+            let out = f(&instance, &mut store).await?;
+            Ok((out, instance))
         })
         .await;
         match outcome {
-            Ok(result) => result.map_err(|e| self.trap_error(e, store.data(), budget)),
+            Ok(Ok((out, instance))) => {
+                if let Some(b) = &binding {
+                    self.put_warm(b, store, instance);
+                }
+                Ok(out)
+            }
+            // A trap (or a failed instantiation): the store is dropped here.
+            Ok(Err(e)) => Err(self.trap_error(e, store.data(), budget)),
             Err(_) => Err(CallError::new(
                 ErrorKind::Timeout,
                 format!(
@@ -287,6 +348,34 @@ impl Plugin {
                 ),
             )),
         }
+    }
+
+    /// An idle instance made for `binding`, if one is kept.
+    fn take_warm(&self, binding: &Arc<Binding>) -> Option<Warm> {
+        let mut warm = self.warm.lock().unwrap();
+        let i = warm.iter().rposition(|w| std::ptr::eq(w.binding.as_ptr(), Arc::as_ptr(binding)))?;
+        Some(warm.swap_remove(i))
+    }
+
+    /// Keep an instance that finished a call cleanly for `binding`'s next call.
+    fn put_warm(&self, binding: &Arc<Binding>, mut store: Store<CallState>, instance: v0_1_0::Connector) {
+        // No strong reference from the kept store back to its binding.
+        store.data_mut().reset_for_call(None, "");
+        if store.data().memory.peak > WARM_MAX_MEMORY {
+            return;
+        }
+        let mut warm = self.warm.lock().unwrap();
+        // Bindings replaced since (config reload) leave their instances behind.
+        warm.retain(|w| w.binding.strong_count() > 0);
+        let mine = warm.iter().filter(|w| std::ptr::eq(w.binding.as_ptr(), Arc::as_ptr(binding))).count();
+        if mine < WARM_PER_BINDING.min(self.runtime.limits.per_connector_calls as usize) {
+            warm.push(Warm { store, instance, binding: Arc::downgrade(binding) });
+        }
+    }
+
+    /// Instances kept warm for `binding` (tests, metrics).
+    pub fn warm_instances(&self, binding: &Arc<Binding>) -> usize {
+        self.warm.lock().unwrap().iter().filter(|w| std::ptr::eq(w.binding.as_ptr(), Arc::as_ptr(binding))).count()
     }
 
     fn trap_error(&self, e: wasmtime::Error, state: &CallState, budget: Duration) -> CallError {

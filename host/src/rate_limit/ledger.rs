@@ -235,6 +235,11 @@ pub fn finish(rows: &mut dyn LedgerRows, ticket: i64, buckets: &[BucketSpec], no
             rows.add_spent(&b.key, w.seconds, now.div_euclid(granule_ms(w.seconds)), n)?;
         }
     }
+    follow_outcome(rows, ticket, now, credential, outcome)
+}
+
+/// The credential's pause after the response to `ticket` arrived at `now`.
+fn follow_outcome(rows: &mut dyn LedgerRows, ticket: i64, now: i64, credential: &str, outcome: &Outcome) -> Result<Option<Pause>> {
     if let Some(mut p) = rows.pause(credential)? {
         let was_probe = p.probe == Some(ticket);
         if was_probe {
@@ -254,6 +259,88 @@ pub fn finish(rows: &mut dyn LedgerRows, ticket: i64, buckets: &[BucketSpec], no
         Outcome::Refused { stated_ms, ladder_ms, reason } => Ok(Some(refuse(rows, credential, now, *stated_ms, ladder_ms, reason)?)),
         _ => Ok(None),
     }
+}
+
+/// Whether nothing is paused or being probed on `scopes` and `buckets`:
+/// only then may several slots be leased at once (after a pause, one
+/// request goes first and alone).
+fn calm(rows: &mut dyn LedgerRows, scopes: &[&str], buckets: &[BucketSpec], now: i64) -> Result<bool> {
+    for scope in scopes.iter().copied().chain(buckets.iter().map(|b| b.key.as_str())) {
+        if rows.pause(scope)?.is_some_and(|p| p.until_ms > now || !p.cleared || p.probe.is_some()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether every window of `buckets` would stay at most half used with
+/// `want` more. Slots leased but not yet used count as in flight for
+/// everyone else, and a caller that finds a window full waits for it to
+/// roll over; leasing only in the lower half keeps leases out of the way
+/// when a budget is nearly spent.
+fn roomy(rows: &mut dyn LedgerRows, buckets: &[BucketSpec], want: u64, now: i64) -> Result<bool> {
+    for b in buckets {
+        reap(rows, b, now)?;
+        let in_flight = rows.in_flight(&b.key)?;
+        for w in &b.windows {
+            let spent = rows.spent(&b.key, w.seconds, first_live(w, now))?;
+            if (spent + in_flight + want) * 2 > u64::from(w.limit) {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Take up to `want` slots in every bucket as one in-flight ticket: all of
+/// them when nothing is paused and the windows stay at most half used,
+/// else one (as [`take`]). Returns the outcome and how many slots the
+/// ticket holds.
+pub fn take_lease(rows: &mut dyn LedgerRows, scopes: &[&str], buckets: &[BucketSpec], want: u64, now: i64, lease_until: i64) -> Result<(Taken, u64)> {
+    if want > 1 && calm(rows, scopes, buckets, now)? && roomy(rows, buckets, want, now)? {
+        if let t @ Taken::Granted { .. } = take(rows, scopes, buckets, want, now, lease_until, false)? {
+            return Ok((t, want));
+        }
+    }
+    Ok((take(rows, scopes, buckets, 1, now, lease_until, false)?, 1))
+}
+
+/// Settle part of a leased ticket: each of `stamps` (a response's arrival
+/// time, and whether the vendor accepted it) counts as done in its granule,
+/// `give_back` unused slots are released, the rest stay in flight until
+/// `lease_until`. Accepted responses clear a pause as [`finish`] does.
+pub fn settle(rows: &mut dyn LedgerRows, ticket: i64, buckets: &[BucketSpec], stamps: &[(i64, bool)], give_back: u64, lease_until: i64, credential: &str) -> Result<()> {
+    for b in buckets {
+        let n = rows.remove_in_flight(ticket, &b.key)?;
+        if n == 0 {
+            continue; // reaped already: counted at its lease's end
+        }
+        let stamped = (stamps.len() as u64).min(n);
+        for w in &b.windows {
+            let mut granules: BTreeMap<i64, u64> = BTreeMap::new();
+            for (at, _) in &stamps[..stamped as usize] {
+                *granules.entry(at.div_euclid(granule_ms(w.seconds))).or_default() += 1;
+            }
+            for (g, k) in granules {
+                rows.add_spent(&b.key, w.seconds, g, k)?;
+            }
+        }
+        let left = (n - stamped).saturating_sub(give_back);
+        if left > 0 {
+            rows.add_in_flight(ticket, &b.key, left, lease_until)?;
+        }
+    }
+    if let Some(last) = stamps.iter().filter(|(_, accepted)| *accepted).map(|(at, _)| *at).max() {
+        follow_outcome(rows, ticket, last, credential, &Outcome::Accepted)?;
+    }
+    Ok(())
+}
+
+/// [`finish`] for a slot of a leased ticket: only this response's slot is
+/// stamped; the ticket's other slots stay as they are.
+pub fn finish_leased(rows: &mut dyn LedgerRows, ticket: i64, buckets: &[BucketSpec], now: i64, lease_until: i64, credential: &str, outcome: &Outcome) -> Result<Option<Pause>> {
+    settle(rows, ticket, buckets, &[(now, false)], 0, lease_until, credential)?;
+    follow_outcome(rows, ticket, now, credential, outcome)
 }
 
 /// The vendor refused a request on `scope`. With `stated_ms` (Retry-After or

@@ -97,8 +97,16 @@ pub mod runtime {
         }
     }
 
+    /// The operation table, built once per instance: building it (every
+    /// input schema as a `Value`) on each call was most of a warm call's
+    /// guest time. One component exports one connector, so one table.
+    fn operations<C: Connector>() -> &'static [Op] {
+        static OPS: std::sync::OnceLock<Vec<Op>> = std::sync::OnceLock::new();
+        OPS.get_or_init(C::operations)
+    }
+
     pub fn invoke<C: Connector>(operation: &str, input: &str) -> Result<String, Error> {
-        let ops = C::operations();
+        let ops = operations::<C>();
         let Some(op) = ops.iter().find(|op| op.name == operation) else {
             let mut names: Vec<_> = ops.iter().map(|op| op.name).collect();
             names.sort_unstable();
