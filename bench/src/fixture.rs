@@ -45,11 +45,16 @@ impl Fixture {
 
     /// [`Fixture::config`] as the text of a spoke.toml (for `spoke run`).
     pub fn config_text(&self, dir: &Path, cache: &Path, extra: &str) -> String {
+        self.config_text_on(dir, cache, &dir.join("spoke.db").display().to_string(), extra)
+    }
+
+    /// [`Fixture::config_text`] with another store (a `postgres://` URL).
+    pub fn config_text_on(&self, dir: &Path, cache: &Path, store: &str, extra: &str) -> String {
         format!(
             "plugins_dir = {:?}\ncache_dir = {:?}\ncache_prune = false\nstore = {:?}\nscripts_dir = {:?}\n{extra}\n[connectors.probe]\nplugin = \"probe\"\nbase_url = \"{}\"\ncredentials = {{ webhook_secret = \"value:bench-secret\" }}\nrate_limits.general = {{ windows = [{{ limit = 100000000, seconds = 60 }}] }}\n",
             self.plugins.display().to_string(),
             cache.display().to_string(),
-            dir.join("spoke.db").display().to_string(),
+            store,
             dir.join("scripts").display().to_string(),
             self.vendor_url
         )

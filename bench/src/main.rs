@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
     step!("rate budget per request", budget::ledger_cost(&fx));
     step!("rate budget across processes", budget::four_processes(&fx));
     step!("webhook pipeline, open loop", open_loop::pipeline(&fx));
+    step!("webhook pipeline on 1, 2 and 3 hosts, PostgreSQL", open_loop::scale_out(&fx));
     step!("webhook ingest, closed loop", e2e::pipeline(&fx));
     step!("webhook latency during plugin swap", swap::webhook_during_swap(&fx));
     step!("ingest under a refusal flood", flood::refusal_flood(&fx));

@@ -31,9 +31,15 @@ struct HostProcess {
 
 impl HostProcess {
     async fn start(fx: &Fixture) -> anyhow::Result<HostProcess> {
+        HostProcess::start_on(fx, None).await
+    }
+
+    /// A host on `store` (a `postgres://` URL), or on its own SQLite file.
+    async fn start_on(fx: &Fixture, store: Option<&str>) -> anyhow::Result<HostProcess> {
         let dir = crate::fixture::pipeline_dir(fx)?;
         let config = dir.path().join("spoke.toml");
-        std::fs::write(&config, fx.config_text(dir.path(), &fx.cache(), "listen = \"127.0.0.1:0\"\n"))?;
+        let sqlite = dir.path().join("spoke.db").display().to_string();
+        std::fs::write(&config, fx.config_text_on(dir.path(), &fx.cache(), store.unwrap_or(&sqlite), "listen = \"127.0.0.1:0\"\n"))?;
         let bin = fx.bin("spoke");
         let mut child = tokio::process::Command::new(&bin)
             .arg("--config")
@@ -100,20 +106,28 @@ impl RateResult {
 }
 
 async fn drive(fx: &Fixture, host: &HostProcess, rate: u32, secs: f64, first_id: i64) -> anyhow::Result<RateResult> {
-    let url = format!("{}/hooks/probe", host.url);
+    drive_hosts(fx, std::slice::from_ref(host), rate, secs, first_id).await
+}
+
+/// [`drive`] over several hosts on one store, the webhooks spread round
+/// robin as a load balancer would; CPU and memory are the hosts' sums.
+async fn drive_hosts(fx: &Fixture, hosts: &[HostProcess], rate: u32, secs: f64, first_id: i64) -> anyhow::Result<RateResult> {
+    let urls: Vec<String> = hosts.iter().map(|h| format!("{}/hooks/probe", h.url)).collect();
+    let cpu = || hosts.iter().map(HostProcess::cpu_secs).sum::<f64>();
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let scheduled: Arc<Mutex<Vec<(i64, Instant)>>> = Default::default();
     let refused = Arc::new(AtomicU64::new(0));
     let total = (rate as f64 * secs) as i64;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let cpu_before = host.cpu_secs();
+    let cpu_before = cpu();
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(total as usize);
     for i in 0..total {
         let at = start + interval * i as u32;
         tokio::time::sleep_until(at.into()).await;
         let id = first_id + i;
-        let (client, url, scheduled, refused) = (client.clone(), url.clone(), scheduled.clone(), refused.clone());
+        let url = urls[i as usize % urls.len()].clone();
+        let (client, scheduled, refused) = (client.clone(), scheduled.clone(), refused.clone());
         // Each send is its own task: a slow answer never delays the next send.
         tasks.push(tokio::spawn(async move {
             let body = json!({ "id": id }).to_string().into_bytes();
@@ -131,8 +145,8 @@ async fn drive(fx: &Fixture, host: &HostProcess, rate: u32, secs: f64, first_id:
     for t in tasks {
         let _ = t.await;
     }
-    let cores = (host.cpu_secs() - cpu_before) / start.elapsed().as_secs_f64();
-    let rss_mib = host.rss_mib();
+    let cores = (cpu() - cpu_before) / start.elapsed().as_secs_f64();
+    let rss_mib = hosts.iter().map(HostProcess::rss_mib).sum();
     let accepted = scheduled.lock().unwrap().len();
     let backlog_end = accepted.saturating_sub(arrived_in_window) as u64;
     // Drain: every accepted event is delivered in the end (at least once).
@@ -239,5 +253,59 @@ pub async fn pipeline(fx: &Fixture) -> anyhow::Result<Vec<Row>> {
         met: Some(best.is_some_and(|b| b >= 5_000)),
         detail: json!({ "rates": RATES, "vendor_requests_per_s": vendor_per_s }),
     });
+    Ok(rows)
+}
+
+/// Rates offered to 1, 2 and 3 hosts on one PostgreSQL database.
+const SCALE_RATES: [u32; 3] = [250, 500, 1_000];
+
+/// The same pipeline on 1, 2 and 3 hosts sharing one PostgreSQL database
+/// (a private cluster on loopback, started here): for each host count, the
+/// highest offered rate kept with a bounded backlog, and what it cost. All
+/// hosts, the database and the load generator share this machine's cores.
+pub async fn scale_out(fx: &Fixture) -> anyhow::Result<Vec<Row>> {
+    let secs: f64 = std::env::var("BENCH_RATE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10.0);
+    let cluster = spoke_tests::postgres::Cluster::start();
+    let mut rows = Vec::new();
+    let mut next_id = 900_000_000i64;
+    for n in 1..=3usize {
+        let mut kept: Option<RateResult> = None;
+        let mut tried = Vec::new();
+        for rate in SCALE_RATES {
+            // A fresh database per run: no backlog carried over.
+            let store = cluster.database(&format!("scale_{n}_{rate}"));
+            let mut hosts = Vec::new();
+            for _ in 0..n {
+                hosts.push(HostProcess::start_on(fx, Some(&store)).await?);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let r = drive_hosts(fx, &hosts, rate, secs, next_id).await?;
+            next_id += 10_000_000;
+            drop(hosts);
+            eprintln!(
+                "bench: {n} host(s) on PostgreSQL, {rate} /s offered: {:.0} /s delivered, backlog {}, p50 {:.1} ms, p99 {:.1} ms, {:.2} cores",
+                r.delivered_per_s, r.backlog_end, r.p50_ms, r.p99_ms, r.cores
+            );
+            tried.push(json!({ "offered": rate, "delivered_per_s": r.delivered_per_s, "backlog_end": r.backlog_end, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "host_cores": r.cores, "refused": r.refused }));
+            if !r.bounded() {
+                break;
+            }
+            kept = Some(r);
+        }
+        rows.push(Row {
+            figure: format!("pipeline on {n} host(s) sharing one PostgreSQL database (open loop, {secs:.0} s per rate)"),
+            value: match &kept {
+                Some(r) => format!(
+                    "{} events/s kept (bounded backlog): delivered {:.0}/s, p50 {:.1} ms, p99 {:.1} ms; hosts {:.2} cores, {:.0} MiB together",
+                    r.offered, r.delivered_per_s, r.p50_ms, r.p99_ms, r.cores, r.rss_mib
+                ),
+                None => format!("none of {SCALE_RATES:?} events/s kept"),
+            },
+            baseline: "the hosts, PostgreSQL and the load generator share the machine's 2 cores".into(),
+            target: "measure".into(),
+            met: None,
+            detail: json!({ "hosts": n, "rates": tried }),
+        });
+    }
     Ok(rows)
 }
