@@ -194,6 +194,22 @@ fn decide(sandbox: &Sandbox, lead: &Lead, uuid: &str, first_pass: bool) {
     sandbox.cyclesoftware.set_lead_status(uuid, status).unwrap_or_else(|e| panic!("lead {} ({uuid}) → {status}: {e}", lead.i));
 }
 
+/// The dealer answers every lead whose uuid is known, in two rounds for the
+/// "noticed" ones (`decided`: 0 not yet, 1 first answer, 2 final).
+fn answer_leads(sandbox: &Sandbox, leads: &[Lead], uuids: &[Option<String>], decided: &mut [u8], state: &dyn Fn(&str) -> Option<Value>) {
+    for (i, lead) in leads.iter().enumerate() {
+        let Some(uuid) = &uuids[i] else { continue };
+        let open = state(&format!("lead:{uuid}")).is_some_and(|s| s["status"] == "open");
+        if decided[i] == 0 {
+            decide(sandbox, lead, uuid, true);
+            decided[i] = if lead.noticed_first { 1 } else { 2 };
+        } else if decided[i] == 1 && open {
+            decide(sandbox, lead, uuid, false);
+            decided[i] = 2;
+        }
+    }
+}
+
 /// Ship every open WICS order of these leads; returns how many were shipped now.
 fn ship_ready(sandbox: &Sandbox, uuids: &HashSet<String>, shipped: &mut HashSet<String>) -> usize {
     let ready: Vec<String> = {
@@ -715,18 +731,7 @@ async fn the_chain_survives_sigkill_at_random_moments() {
 
         in_doubt_resolved += resolve_leads_in_doubt(&reader, &sandbox);
 
-        // The dealer answers, in two rounds for the "noticed" ones.
-        for (i, lead) in leads.iter().enumerate() {
-            let Some(uuid) = &uuids[i] else { continue };
-            let open = state(&format!("lead:{uuid}")).is_some_and(|s| s["status"] == "open");
-            if decided[i] == 0 {
-                decide(&sandbox, lead, uuid, true);
-                decided[i] = if lead.noticed_first { 1 } else { 2 };
-            } else if decided[i] == 1 && open {
-                decide(&sandbox, lead, uuid, false);
-                decided[i] = 2;
-            }
-        }
+        answer_leads(&sandbox, &leads, &uuids, &mut decided, &state);
 
         ship_ready(&sandbox, &ours(&uuids), &mut shipped);
 

@@ -237,17 +237,7 @@ async fn three_hosts_on_postgres_survive_sigkill_with_the_chain_and_5000_webhook
             }
         }
         in_doubt_resolved += resolve_leads_in_doubt(reader.as_ref(), &sandbox);
-        for (i, lead) in leads.iter().enumerate() {
-            let Some(uuid) = &uuids[i] else { continue };
-            let open = state(&format!("lead:{uuid}")).is_some_and(|s| s["status"] == "open");
-            if decided[i] == 0 {
-                decide(&sandbox, lead, uuid, true);
-                decided[i] = if lead.noticed_first { 1 } else { 2 };
-            } else if decided[i] == 1 && open {
-                decide(&sandbox, lead, uuid, false);
-                decided[i] = 2;
-            }
-        }
+        answer_leads(&sandbox, &leads, &uuids, &mut decided, &state);
         ship_ready(&sandbox, &ours(&uuids), &mut shipped.lock().unwrap());
         if sandbox.wics.deliveries().iter().any(|d| !d.delivered && !d.given_up && !d.in_flight && d.next_due_ms.is_some()) {
             sandbox.wics.advance_ms(100_000);
