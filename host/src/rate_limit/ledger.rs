@@ -35,6 +35,9 @@ use std::sync::Mutex;
 pub const MARGIN_MS: i64 = 5;
 /// How often a caller waiting only on in-flight requests looks again.
 pub const IN_FLIGHT_POLL_MS: i64 = 20;
+/// How long a caller waiting for a window sleeps at most while slots are in
+/// flight: about one lease's use time (`LEASE_USE_MS` in `rate_limit`).
+const IN_FLIGHT_RECHECK_MS: i64 = 100;
 
 /// Granule length for a window: fine enough to waste at most 0.4 % of it.
 pub fn granule_ms(window_seconds: u32) -> i64 {
@@ -149,6 +152,13 @@ fn wait_for(rows: &mut dyn LedgerRows, b: &BucketSpec, count: u64, now: i64) -> 
                     at = (granule + 1) * g + i64::from(w.seconds) * 1000 + MARGIN_MS;
                     break;
                 }
+            }
+            // Slots in flight may come back sooner than the window frees
+            // (a process's leased slots it did not use go back within
+            // 100 ms): look again by then instead of sleeping through the
+            // window and leaving its budget unused.
+            if in_flight > 0 {
+                at = at.min(now + IN_FLIGHT_RECHECK_MS);
             }
             ((at - now).max(1), Blocked::Window { bucket: b.key.clone(), window: *w })
         };
