@@ -428,6 +428,40 @@ pub fn orphan_claims_of_dead_processes_are_released(b: &Backend) {
     assert_eq!(ids(&s.due(&claim("new", 50_000), 2000, 10).unwrap()), ["a"], "its dispatch is free at once");
 }
 
+/// Two hosts, two threads each, call `take` (which claims and returns ids)
+/// until it has come back empty `idle_rounds` times in a row; panics when
+/// one id is returned to two owners. Who claimed each id.
+fn race_to_claim(b: &Backend, idle_rounds: u32, take: impl Fn(&dyn Store, &str) -> Vec<i64> + Sync) -> HashMap<i64, String> {
+    let claimed = Mutex::new(HashMap::<i64, String>::new());
+    let hosts = [b.host(), b.host()];
+    std::thread::scope(|scope| {
+        for (h, s) in hosts.iter().enumerate() {
+            for t in 0..2 {
+                let (claimed, take) = (&claimed, &take);
+                scope.spawn(move || {
+                    let owner = format!("m{h}:{t}:1");
+                    let mut idle = 0;
+                    while idle < idle_rounds {
+                        let got = take(&**s, &owner);
+                        if got.is_empty() {
+                            idle += 1;
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                            continue;
+                        }
+                        idle = 0;
+                        for id in got {
+                            if let Some(other) = claimed.lock().unwrap().insert(id, owner.clone()) {
+                                panic!("{id} claimed by {other} and by {owner}");
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    });
+    claimed.into_inner().unwrap()
+}
+
 /// (a) Two hosts claim due work at once, over and over: no dispatch is
 /// claimed by both, and each is delivered exactly once.
 pub fn two_hosts_never_claim_one_dispatch(b: &Backend) {
@@ -437,35 +471,14 @@ pub fn two_hosts_never_claim_one_dispatch(b: &Backend) {
         seed.commit(&[incoming(events)]).unwrap();
     }
     route_all(&*seed);
-    let claimed = Mutex::new(HashMap::<i64, String>::new());
-    let hosts = [b.host(), b.host()];
-    std::thread::scope(|scope| {
-        for (h, s) in hosts.iter().enumerate() {
-            for t in 0..2 {
-                let claimed = &claimed;
-                scope.spawn(move || {
-                    let owner = format!("h{h}t{t}");
-                    let mut idle = 0;
-                    while idle < 20 {
-                        let due = s.due(&claim(&owner, i64::MAX / 2), 2000, 7).unwrap();
-                        if due.is_empty() {
-                            idle += 1;
-                            std::thread::sleep(std::time::Duration::from_millis(2));
-                            continue;
-                        }
-                        idle = 0;
-                        for d in due {
-                            if let Some(other) = claimed.lock().unwrap().insert(d.seq, owner.clone()) {
-                                panic!("event {} claimed by {other} and by {owner}", d.seq);
-                            }
-                            s.mark_delivered(d.seq, "sub", 2000).unwrap();
-                        }
-                    }
-                });
-            }
+    let claimed = race_to_claim(b, 20, |s, owner| {
+        let due = s.due(&claim(owner, i64::MAX / 2), 2000, 7).unwrap();
+        for d in &due {
+            s.mark_delivered(d.seq, "sub", 2000).unwrap();
         }
+        due.iter().map(|d| d.seq).collect()
     });
-    assert_eq!(claimed.lock().unwrap().len(), 200, "every dispatch was claimed once");
+    assert_eq!(claimed.len(), 200, "every dispatch was claimed once");
     let counts = seed.backlog().unwrap().counts;
     assert_eq!(counts.iter().find(|(k, _)| k == "delivered").map(|c| c.1), Some(200), "{counts:?}");
 }
@@ -591,34 +604,14 @@ pub fn two_hosts_never_claim_one_flow(b: &Backend) {
         assert!(new);
     }
     assert!(!seed.flow_start("x", "f", "k0", &serde_json::json!(null), 1, 1000).unwrap().1, "one flow per key");
-    let claimed = Mutex::new(HashMap::<i64, String>::new());
-    let hosts = [b.host(), b.host()];
-    std::thread::scope(|scope| {
-        for (h, s) in hosts.iter().enumerate() {
-            for t in 0..2 {
-                let claimed = &claimed;
-                scope.spawn(move || {
-                    let owner = format!("m{h}:{t}");
-                    let mut idle = 0;
-                    while idle < 10 {
-                        let got = s.flow_claim(&owner, 2000, 1_000_000, 4).unwrap();
-                        if got.is_empty() {
-                            idle += 1;
-                            continue;
-                        }
-                        idle = 0;
-                        for f in got {
-                            assert_eq!(f.lease_owner.as_deref(), Some(owner.as_str()));
-                            if let Some(other) = claimed.lock().unwrap().insert(f.id, owner.clone()) {
-                                panic!("flow {} leased to {other} and to {owner}", f.id);
-                            }
-                        }
-                    }
-                });
-            }
+    let claimed = race_to_claim(b, 10, |s, owner| {
+        let got = s.flow_claim(owner, 2000, 1_000_000, 4).unwrap();
+        for f in &got {
+            assert_eq!(f.lease_owner.as_deref(), Some(owner));
         }
+        got.iter().map(|f| f.id).collect()
     });
-    assert_eq!(claimed.lock().unwrap().len(), 120);
+    assert_eq!(claimed.len(), 120);
     assert!(seed.flow_claim("late", 2000, 1_000_000, 100).unwrap().is_empty(), "all are leased");
     assert_eq!(seed.flow_claim("late", 1_000_001, 2_000_000, 200).unwrap().len(), 120, "expired leases are taken over");
 }
