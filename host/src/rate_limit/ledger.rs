@@ -35,9 +35,10 @@ use std::sync::Mutex;
 pub const MARGIN_MS: i64 = 5;
 /// How often a caller waiting only on in-flight requests looks again.
 pub const IN_FLIGHT_POLL_MS: i64 = 20;
-/// How long a caller waiting for a window sleeps at most while slots are in
-/// flight: about one lease's use time (`LEASE_USE_MS` in `rate_limit`).
-const IN_FLIGHT_RECHECK_MS: i64 = 100;
+/// How long a process's leased slots may be handed out before the unused
+/// ones go back (see `rate_limit::Lease`); a caller waiting for a window
+/// while slots are in flight looks again after this long at most.
+pub const LEASE_USE_MS: i64 = 100;
 
 /// Granule length for a window: fine enough to waste at most 0.4 % of it.
 pub fn granule_ms(window_seconds: u32) -> i64 {
@@ -158,7 +159,7 @@ fn wait_for(rows: &mut dyn LedgerRows, b: &BucketSpec, count: u64, now: i64) -> 
             // 100 ms): look again by then instead of sleeping through the
             // window and leaving its budget unused.
             if in_flight > 0 {
-                at = at.min(now + IN_FLIGHT_RECHECK_MS);
+                at = at.min(now + LEASE_USE_MS);
             }
             ((at - now).max(1), Blocked::Window { bucket: b.key.clone(), window: *w })
         };

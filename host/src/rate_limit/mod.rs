@@ -68,8 +68,8 @@ const LEASE_MAX: u64 = 32;
 /// How long leased slots may be handed out; then the unused ones go back to
 /// the ledger. Short: until then other processes see them as in flight, and
 /// a pause another process learns of reaches this one's leased slots only
-/// when they end.
-const LEASE_USE_MS: i64 = 100;
+/// when they end. (The ledger's window waits look again this often.)
+use ledger::LEASE_USE_MS;
 
 /// Slots taken from the ledger in one transaction as one in-flight ticket,
 /// handed out to requests without a transaction each. The ledger counts all
