@@ -80,7 +80,7 @@ pub fn prune_keeps_pending_work_and_drops_what_retention_does_not_keep(b: &Backe
     let s = b.host();
     s.commit(&[incoming(vec![ev("a", "T"), ev("b", "U")])]).unwrap(); // received_at 1000
     route_all(&*s);
-    let due = s.due(&claim("t", 2000 + 60_000), 2000, 10).unwrap();
+    let due = s.due(&claim("t", 2000 + 60_000), 2000, 10, &HashSet::new()).unwrap();
     s.mark_delivered(due[0].seq, "sub", 2000).unwrap(); // a settled, b pending
     let run = s.run_start("x", 1, "f", "manual", 1000).unwrap();
     s.step_put("x", "k", "1", run, 1000).unwrap();
@@ -331,10 +331,10 @@ pub fn duplicates_are_recorded_but_not_dispatched(b: &Backend) {
     assert_eq!((c[1].new_events, c[1].duplicates), (0, 1));
     assert_ne!(c[0].delivery_id, c[1].delivery_id);
     assert_eq!(s.list_events(&EventFilter::default()).unwrap().len(), 2);
-    assert!(s.due(&claim("t", 2000 + 60_000), 2000, 10).unwrap().is_empty(), "nothing is due before routing");
+    assert!(s.due(&claim("t", 2000 + 60_000), 2000, 10, &HashSet::new()).unwrap().is_empty(), "nothing is due before routing");
     assert_eq!(s.backlog().unwrap().counts.iter().find(|(k, _)| k == "unrouted").map(|c| c.1), Some(2));
     route_all(&*s);
-    let due = s.due(&claim("t", 2000 + 60_000), 2000, 10).unwrap();
+    let due = s.due(&claim("t", 2000 + 60_000), 2000, 10, &HashSet::new()).unwrap();
     assert_eq!(ids(&due), ["a"], "one lane, so only its head is due");
     assert_eq!(due[0].event.payload, serde_json::json!({"id": "a"}));
     let detail = s.event(due[0].seq).unwrap().unwrap();
@@ -351,17 +351,30 @@ pub fn dedupe_keys_outlive_three_days_then_go(b: &Backend) {
     assert_eq!(s.commit(&[incoming(vec![ev("a", "T")])]).unwrap()[0].new_events, 1, "a forgotten key is new again");
 }
 
+pub fn lanes_this_host_is_busy_with_are_passed_over(b: &Backend) {
+    let s = b.host();
+    s.commit(&[incoming(vec![ev("a", "T"), ev("b", "U"), ev("c", "V"), ev("d", "W")])]).unwrap();
+    route_all(&*s);
+    let c = claim("t", 2000 + 60_000);
+    let first = s.due(&c, 2000, 2, &HashSet::new()).unwrap();
+    assert_eq!(ids(&first), ["a", "b"], "at most the limit, oldest heads first");
+    // a and b are in flight here: the next look claims the others, not them again.
+    let busy: HashSet<Lane> = first.iter().map(Due::lane).collect();
+    assert_eq!(ids(&s.due(&c, 2000, 2, &busy).unwrap()), ["c", "d"]);
+    assert!(s.due(&c, 2000, 0, &HashSet::new()).unwrap().is_empty(), "no free slot, nothing claimed");
+}
+
 pub fn lanes_go_in_order_and_failures_hold_the_lane(b: &Backend) {
     let s = b.host();
     s.commit(&[incoming(vec![ev("a", "T"), ev("b", "T"), ev("c", "U")])]).unwrap();
     route_all(&*s);
-    let due = s.due(&claim("t", 2000 + 60_000), 2000, 10).unwrap();
+    let due = s.due(&claim("t", 2000 + 60_000), 2000, 10, &HashSet::new()).unwrap();
     assert_eq!(ids(&due), ["a", "c"], "the heads of lanes T and U");
     s.mark_failed(due[0].seq, "sub", 2000, "boom", Some(5000)).unwrap();
-    assert_eq!(ids(&s.due(&claim("t", 3000 + 60_000), 3000, 10).unwrap()), ["c"], "b waits behind a's retry");
+    assert_eq!(ids(&s.due(&claim("t", 3000 + 60_000), 3000, 10, &HashSet::new()).unwrap()), ["c"], "b waits behind a's retry");
     assert_eq!(s.next_due_at().unwrap(), Some(1000));
     s.mark_failed(due[0].seq, "sub", 5000, "boom again", None).unwrap();
-    assert_eq!(ids(&s.due(&claim("t", 5000 + 60_000), 5000, 10).unwrap()), ["b", "c"], "a is dead-lettered, b moves up");
+    assert_eq!(ids(&s.due(&claim("t", 5000 + 60_000), 5000, 10, &HashSet::new()).unwrap()), ["b", "c"], "a is dead-lettered, b moves up");
     assert_eq!(s.list_events(&EventFilter { status: Some("dead".into()), ..Default::default() }).unwrap().len(), 1);
     assert_eq!(s.replay_dead(6000).unwrap(), 1);
     let detail = s.event(due[0].seq).unwrap().unwrap();
@@ -381,7 +394,7 @@ pub fn lane_next_walks_one_lane_in_order(b: &Backend) {
     s.commit(&[incoming(events)]).unwrap();
     route_all(&*s);
     let c = claim("w", 100_000);
-    let due = s.due(&c, 2000, 10).unwrap();
+    let due = s.due(&c, 2000, 10, &HashSet::new()).unwrap();
     assert_eq!(ids(&due), ["a1", "b1"], "one head per subject");
     let lane = due[0].lane();
     assert_eq!(lane.subject, "a");
@@ -400,17 +413,17 @@ pub fn a_claim_holds_until_its_lease_ends(b: &Backend) {
     let (a, bh) = (b.host(), b.host());
     a.commit(&[incoming(vec![ev("x", "T"), ev("y", "T")])]).unwrap();
     route_all(&*a);
-    let got = a.due(&claim("A", 5000), 1000, 10).unwrap();
+    let got = a.due(&claim("A", 5000), 1000, 10, &HashSet::new()).unwrap();
     assert_eq!(ids(&got), ["x"]);
-    assert!(bh.due(&claim("B", 9000), 2000, 10).unwrap().is_empty(), "x is A's until 5000, and its lane waits behind it");
+    assert!(bh.due(&claim("B", 9000), 2000, 10, &HashSet::new()).unwrap().is_empty(), "x is A's until 5000, and its lane waits behind it");
     assert!(bh.lane_next(&got[0].lane(), 0, &claim("B", 9000), 4999).unwrap().is_none(), "lane_next respects the claim too");
-    assert_eq!(ids(&a.due(&claim("A", 6000), 3000, 10).unwrap()), ["x"], "its owner may claim it again (and extend)");
-    assert!(bh.due(&claim("B", 9000), 5999, 10).unwrap().is_empty());
-    let taken = bh.due(&claim("B", 9000), 6000, 10).unwrap();
+    assert_eq!(ids(&a.due(&claim("A", 6000), 3000, 10, &HashSet::new()).unwrap()), ["x"], "its owner may claim it again (and extend)");
+    assert!(bh.due(&claim("B", 9000), 5999, 10, &HashSet::new()).unwrap().is_empty());
+    let taken = bh.due(&claim("B", 9000), 6000, 10, &HashSet::new()).unwrap();
     assert_eq!(ids(&taken), ["x"], "the lease ended: B takes over");
-    assert!(a.due(&claim("A", 20_000), 7000, 10).unwrap().is_empty(), "now B holds it");
+    assert!(a.due(&claim("A", 20_000), 7000, 10, &HashSet::new()).unwrap().is_empty(), "now B holds it");
     bh.mark_delivered(taken[0].seq, "sub", 7000).unwrap();
-    assert_eq!(ids(&a.due(&claim("A", 20_000), 7000, 10).unwrap()), ["y"], "delivered: the claim ended with it, y is the head");
+    assert_eq!(ids(&a.due(&claim("A", 20_000), 7000, 10, &HashSet::new()).unwrap()), ["y"], "delivered: the claim ended with it, y is the head");
 }
 
 /// A restarted host frees the claims of its dead predecessor on this
@@ -419,13 +432,13 @@ pub fn orphan_claims_of_dead_processes_are_released(b: &Backend) {
     let s = b.host();
     s.commit(&[incoming(vec![ev("a", "A"), ev("b", "B"), ev("c", "C")])]).unwrap();
     route_all(&*s);
-    let lanes: Vec<Lane> = s.due(&claim("nobody", 0), 1000, 10).unwrap().iter().map(Due::lane).collect();
+    let lanes: Vec<Lane> = s.due(&claim("nobody", 0), 1000, 10, &HashSet::new()).unwrap().iter().map(Due::lane).collect();
     assert_eq!(lanes.len(), 3);
     s.lane_next(&lanes[0], 0, &claim("here:100:1", 50_000), 1000).unwrap().unwrap();
     s.lane_next(&lanes[1], 0, &claim("here:200:1", 50_000), 1000).unwrap().unwrap();
     s.lane_next(&lanes[2], 0, &claim("there:100:1", 50_000), 1000).unwrap().unwrap();
     assert_eq!(s.release_orphan_claims("here", &|pid| pid == 200).unwrap(), 1, "only here:100 is gone");
-    assert_eq!(ids(&s.due(&claim("new", 50_000), 2000, 10).unwrap()), ["a"], "its dispatch is free at once");
+    assert_eq!(ids(&s.due(&claim("new", 50_000), 2000, 10, &HashSet::new()).unwrap()), ["a"], "its dispatch is free at once");
 }
 
 /// Two hosts, two threads each, call `take` (which claims and returns ids)
@@ -472,7 +485,7 @@ pub fn two_hosts_never_claim_one_dispatch(b: &Backend) {
     }
     route_all(&*seed);
     let claimed = race_to_claim(b, 20, |s, owner| {
-        let due = s.due(&claim(owner, i64::MAX / 2), 2000, 7).unwrap();
+        let due = s.due(&claim(owner, i64::MAX / 2), 2000, 7, &HashSet::new()).unwrap();
         for d in &due {
             s.mark_delivered(d.seq, "sub", 2000).unwrap();
         }

@@ -61,6 +61,7 @@ both!(
     duplicates_are_recorded_but_not_dispatched,
     dedupe_keys_outlive_three_days_then_go,
     lanes_go_in_order_and_failures_hold_the_lane,
+    lanes_this_host_is_busy_with_are_passed_over,
     lane_next_walks_one_lane_in_order,
     a_claim_holds_until_its_lease_ends,
     orphan_claims_of_dead_processes_are_released,

@@ -193,7 +193,8 @@ impl Dispatcher {
             {
             let mut lanes = in_flight.lock().unwrap();
             let now = now_ms();
-            let due = match self.store.due(&self.claim(now), now, 256) {
+            let free = self.concurrency.saturating_sub(lanes.len());
+            let due = match self.store.due(&self.claim(now), now, free, &lanes) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!("dispatch: reading due work failed: {e:#}");

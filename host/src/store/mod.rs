@@ -11,6 +11,7 @@ mod postgres_ledger;
 mod sqlite;
 mod sqlite_flows;
 mod sqlite_ledger;
+mod sqlite_writer;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -341,7 +342,9 @@ pub trait Store: crate::rate_limit::LedgerStore + crate::flow::FlowStore + Send 
     /// another owner whose lease has not ended is skipped (and so is its
     /// lane: only heads are due), so each dispatch is attempted by one host
     /// at a time and a dead host's claims come free when its lease ends.
-    fn due(&self, claim: &Claim, now: i64, limit: usize) -> Result<Vec<Due>>;
+    /// Lanes in `busy` (this host is delivering them) are passed over: at
+    /// most `limit` heads of other lanes are claimed.
+    fn due(&self, claim: &Claim, now: i64, limit: usize, busy: &std::collections::HashSet<Lane>) -> Result<Vec<Due>>;
     /// Claim the next pending dispatch of a lane after `after_seq`, if it
     /// is due and not claimed by another owner: a lane worker keeps going
     /// without searching every lane again.

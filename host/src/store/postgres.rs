@@ -459,7 +459,10 @@ impl Store for PgStore {
         })
     }
 
-    fn due(&self, claim: &Claim, now: i64, limit: usize) -> Result<Vec<Due>> {
+    fn due(&self, claim: &Claim, now: i64, limit: usize, busy: &std::collections::HashSet<Lane>) -> Result<Vec<Due>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         // The head of each lane (the lowest pending seq), grouped: one pass
         // over the pending rows. (SQLite walks pending rows probing each
         // one's lane instead; PostgreSQL plans that walk as a hash anti-join
@@ -480,8 +483,12 @@ impl Store for PgStore {
                AND d.status = 'pending' AND d.next_at <= $1 AND (d.claimed_until <= $1 OR d.claimed_by = $3)
              RETURNING {DUE_COLUMNS}"
         );
-        let mut due: Vec<Due> = self.tx(|db| Ok(db.query(&sql, &[&now, &(limit as i64), &claim.owner, &claim.until])?.iter().map(due_row).collect()))?;
+        // Busy lanes' heads are this host's claims already (re-claiming
+        // them only renews the lease); they are read past, not returned.
+        let mut due: Vec<Due> = self.tx(|db| Ok(db.query(&sql, &[&now, &((limit + busy.len()) as i64), &claim.owner, &claim.until])?.iter().map(due_row).collect()))?;
+        due.retain(|d| !busy.contains(&d.lane()));
         due.sort_by_key(|d| d.seq);
+        due.truncate(limit);
         Ok(due)
     }
 

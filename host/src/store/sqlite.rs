@@ -1,9 +1,11 @@
 //! The SQLite engine of [`Store`]: one file, WAL, `synchronous = NORMAL`
 //! (a commit survives a process crash; WAL makes it cheap).
+use super::sqlite_writer::{Locked, Writer};
 use super::*;
 use parking_lot::{Mutex, MutexGuard};
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::HashSet;
 use std::path::Path;
 
 /// The migrations, in order. A new file is appended here, never edited.
@@ -28,13 +30,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
 /// connection (another process) wrote in between (WAL cannot upgrade a
 /// stale snapshot), which answered webhooks 503.
 pub struct SqliteStore {
-    /// The writer. parking_lot's lock is eventually fair (a waiter is handed
+    /// The writer, with group commit (`sqlite_writer.rs`). Its lock is
+    /// parking_lot's, which is eventually fair (a waiter is handed
     /// the lock within about half a millisecond), so a flood of webhook
     /// commits cannot starve dispatch marks and run records; a strictly fair
     /// lock was tried and made every contended write a thread handover,
     /// which widened `state::update`'s compare-and-swap window until 32
     /// flows on one key gave up.
-    conn: Mutex<Connection>,
+    writer: Writer,
     /// Read-only connections for what only reads (due work, lists, state
     /// lookups): under WAL a reader never waits for a writer, so dispatch
     /// and the CLI are not queued behind a webhook group commit. Empty in
@@ -47,6 +50,10 @@ pub struct SqliteStore {
 /// plugin reads at once; more would only add memory.
 const READERS: usize = 3;
 
+/// Prepared statements kept per connection: more than the hot path uses,
+/// so none is parsed and planned again per event (rusqlite keeps 16).
+const STATEMENT_CACHE: usize = 128;
+
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -58,6 +65,7 @@ impl SqliteStore {
             let reader = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .with_context(|| format!("opening store {} for reading", path.display()))?;
             reader.busy_timeout(std::time::Duration::from_secs(5))?;
+            reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             store.readers.push(Mutex::new(reader));
         }
         Ok(store)
@@ -105,35 +113,47 @@ impl SqliteStore {
                 tx.commit()?;
             }
         }
-        Ok(SqliteStore { conn: Mutex::new(conn), readers: Vec::new(), next_reader: Default::default() })
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(SqliteStore { writer: Writer::new(conn), readers: Vec::new(), next_reader: Default::default() })
     }
 
-    pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock()
+    /// The writer's connection, for writes that are not batched.
+    pub(super) fn conn(&self) -> Locked<'_> {
+        self.writer.lock()
+    }
+
+    pub(super) fn writer(&self) -> &Writer {
+        &self.writer
     }
 
     /// A read-only connection: a free one if any, else the next in turn.
-    pub(super) fn reader(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn reader(&self) -> Reader<'_> {
         if self.readers.is_empty() {
-            return self.conn();
+            return Reader::Writer(self.conn());
         }
         for r in &self.readers {
             if let Some(guard) = r.try_lock() {
-                return guard;
+                return Reader::Own(guard);
             }
         }
         let i = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.readers.len();
-        self.readers[i].lock()
+        Reader::Own(self.readers[i].lock())
     }
+}
 
-    /// The rate ledger's transactions use the writer too. A second
-    /// connection would not let them pass a webhook commit (SQLite has one
-    /// write lock per file) — it would wait in SQLite's busy handler, which
-    /// sleeps 1, 2, 5, 10… ms per retry instead of queueing: under load
-    /// every budget take slept, plugin calls slowed, and dispatch fell
-    /// further behind the more webhooks arrived.
-    pub(super) fn ledger_conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn()
+/// A connection to read with: a reader of its own, or (in memory) the writer.
+pub(super) enum Reader<'a> {
+    Own(MutexGuard<'a, Connection>),
+    Writer(Locked<'a>),
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            Reader::Own(c) => c,
+            Reader::Writer(c) => c,
+        }
     }
 }
 
@@ -148,6 +168,10 @@ fn summary(r: &rusqlite::Row) -> rusqlite::Result<EventSummary> {
         status: r.get(6)?,
     })
 }
+
+/// The columns [`due_row`] reads (and the lane's `next_at`, tenth).
+const DUE_SELECT: &str = "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload, d.next_at
+     FROM dispatches d JOIN events e ON e.seq = d.event_seq";
 
 /// A `Due` from columns seq, subscriber, attempts, connector, topic,
 /// dedupe_id, subject, occurred_at, payload.
@@ -171,12 +195,12 @@ fn due_row(r: &rusqlite::Row) -> rusqlite::Result<Due> {
 /// Claim one dispatch read as due, if it still is: pending, and not claimed
 /// by another owner whose lease runs. A read that went stale (delivered
 /// meanwhile, or taken by another host) claims nothing.
-fn claim_row(conn: &Connection, due: &Due, claim: &Claim, now: i64) -> Result<bool> {
+fn claim_row(conn: &Connection, seq: i64, subscriber: &str, claim: &Claim, now: i64) -> Result<bool> {
     let mut st = conn.prepare_cached(
         "UPDATE dispatches SET claimed_by = ?3, claimed_until = ?4
          WHERE event_seq = ?1 AND subscriber = ?2 AND status = 'pending' AND (claimed_until <= ?5 OR claimed_by = ?3)",
     )?;
-    Ok(st.execute(params![due.seq, due.subscriber, claim.owner, claim.until, now])? == 1)
+    Ok(st.execute(params![seq, subscriber, claim.owner, claim.until, now])? == 1)
 }
 
 fn run_record(r: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
@@ -236,13 +260,12 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, batch: &[Incoming]) -> Result<Vec<Committed>> {
-        let mut conn = self.conn();
-        // IMMEDIATE: take the write lock (waiting under the busy timeout)
-        // before the dedupe reads. A deferred transaction that reads, then
-        // writes fails at once with SQLITE_BUSY when another process
-        // wrote in between: the webhook got a 503, and WICS
-        // retries only 90 s later.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // The writer's transactions are IMMEDIATE: the write lock is taken
+        // (waiting under the busy timeout) before the dedupe reads. A
+        // deferred transaction that reads, then writes fails at once with
+        // SQLITE_BUSY when another process wrote in between: the webhook
+        // got a 503, and WICS retries only 90 s later.
+        self.writer.write_now(|tx| {
         let mut out = Vec::with_capacity(batch.len());
         {
             let mut ins_delivery = tx.prepare_cached(
@@ -278,13 +301,12 @@ impl Store for SqliteStore {
                 out.push(c);
             }
         }
-        tx.commit()?;
         Ok(out)
+        })
     }
 
     fn record_refusals(&self, batch: &[RefusedDelivery], keep: u64) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.writer.write_now(|tx| {
         {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO deliveries (connector, received_at, http_status, outcome, reason, headers, body) VALUES (?1, ?2, ?3, 'refused', ?4, ?5, ?6)",
@@ -300,8 +322,8 @@ impl Store for SqliteStore {
             "DELETE FROM deliveries WHERE outcome = 'refused' AND id <= (SELECT id FROM deliveries WHERE outcome = 'refused' ORDER BY id DESC LIMIT 1 OFFSET ?1)",
             [keep as i64],
         )?;
-        tx.commit()?;
         Ok(())
+        })
     }
 
     fn unrouted(&self, after_seq: i64, limit: usize) -> Result<Vec<Unrouted>> {
@@ -317,9 +339,7 @@ impl Store for SqliteStore {
         if routes.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
+        self.writer.write_now(|tx| {
             let mut ins = tx.prepare_cached(
                 "INSERT OR IGNORE INTO dispatches (event_seq, subscriber, status, attempts, next_at, updated_at, connector, topic, subject) VALUES (?1, ?2, 'pending', 0, ?3, ?3, ?4, ?5, ?6)",
             )?;
@@ -330,55 +350,69 @@ impl Store for SqliteStore {
                 }
                 done.execute([e.seq])?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
-    fn due(&self, claim: &Claim, now: i64, limit: usize) -> Result<Vec<Due>> {
+    fn due(&self, claim: &Claim, now: i64, limit: usize, busy: &HashSet<Lane>) -> Result<Vec<Due>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         // The head of each lane (subscriber, connector, topic, subject): the
         // lowest pending seq. Only a due head is returned, so a lane waiting
         // on a retry or claimed by another host holds back the events behind
         // it — that is what in-order means. Pending dispatches are walked in
         // event order, each kept only if no earlier one of its lane is
-        // pending: `limit` index probes, not a pass over the whole backlog.
-        let candidates: Vec<Due> = {
+        // pending: index probes, not a pass over the whole backlog. Only the
+        // lane columns are read here; the events (payloads) only for the
+        // heads claimed, so lanes this host is busy with cost one row each.
+        let heads: Vec<(i64, Lane)> = {
             let conn = self.reader();
             let mut stmt = conn.prepare_cached(
-                "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload
-                 FROM dispatches d JOIN events e ON e.seq = d.event_seq
+                "SELECT d.event_seq, d.subscriber, d.connector, d.topic, d.subject FROM dispatches d
                  WHERE d.status = 'pending' AND d.next_at <= ?1 AND (d.claimed_until <= ?1 OR d.claimed_by = ?3)
                    AND NOT EXISTS (SELECT 1 FROM dispatches p WHERE p.status = 'pending' AND p.subscriber = d.subscriber AND p.connector = d.connector
                                    AND p.topic = d.topic AND p.subject = d.subject AND p.event_seq < d.event_seq)
                  ORDER BY d.event_seq LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![now, limit as i64, claim.owner], due_row)?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        if candidates.is_empty() {
-            return Ok(candidates);
-        }
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut claimed = Vec::with_capacity(candidates.len());
-        for due in candidates {
-            if claim_row(&tx, &due, claim, now)? {
-                claimed.push(due);
+            let rows = stmt.query_map(params![now, (limit + busy.len()) as i64, claim.owner], |r| {
+                Ok((r.get(0)?, Lane { subscriber: r.get(1)?, connector: r.get(2)?, topic: r.get(3)?, subject: r.get(4)? }))
+            })?;
+            let mut heads = Vec::new();
+            for row in rows {
+                let (seq, lane) = row?;
+                if !busy.contains(&lane) {
+                    heads.push((seq, lane));
+                    if heads.len() == limit {
+                        break;
+                    }
+                }
             }
+            heads
+        };
+        if heads.is_empty() {
+            return Ok(Vec::new());
         }
-        tx.commit()?;
-        Ok(claimed)
+        self.writer.write_now(|tx| {
+            let mut claimed = Vec::with_capacity(heads.len());
+            let mut event = tx.prepare_cached(&format!("{DUE_SELECT} WHERE d.event_seq = ?1 AND d.subscriber = ?2"))?;
+            for (seq, lane) in &heads {
+                if claim_row(tx, *seq, &lane.subscriber, claim, now)? {
+                    claimed.push(event.query_row(params![seq, lane.subscriber], due_row)?);
+                }
+            }
+            Ok(claimed)
+        })
     }
 
     fn lane_next(&self, lane: &Lane, after_seq: i64, claim: &Claim, now: i64) -> Result<Option<Due>> {
         let row = self
             .reader()
-            .prepare_cached(
-                "SELECT d.event_seq, d.subscriber, d.attempts, e.connector, e.topic, e.dedupe_id, e.subject, e.occurred_at, e.payload, d.next_at
-                 FROM dispatches d JOIN events e ON e.seq = d.event_seq
+            .prepare_cached(&format!(
+                "{DUE_SELECT}
                  WHERE d.status = 'pending' AND d.subscriber = ?1 AND d.connector = ?2 AND d.topic = ?3 AND d.subject = ?4 AND d.event_seq > ?5
-                 ORDER BY d.event_seq LIMIT 1",
-            )?
+                 ORDER BY d.event_seq LIMIT 1"
+            ))?
             .query_row(params![lane.subscriber, lane.connector, lane.topic, lane.subject, after_seq], |r| Ok((due_row(r)?, r.get::<_, i64>(9)?)))
             .optional()?;
         // The lane's next event waiting on a backoff holds the lane.
@@ -386,7 +420,8 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         // Claimed by another host meanwhile: it holds the lane.
-        Ok(claim_row(&self.conn(), &due, claim, now)?.then_some(due))
+        let (seq, subscriber, claim, what) = (due.seq, due.subscriber.clone(), claim.clone(), "claiming a lane's next event");
+        Ok(self.writer.write(what, move |c| claim_row(c, seq, &subscriber, &claim, now))?.then_some(due))
     }
 
     fn release_orphan_claims(&self, machine: &str, alive: &dyn Fn(i64) -> bool) -> Result<usize> {
@@ -407,28 +442,29 @@ impl Store for SqliteStore {
     }
 
     fn mark_delivered(&self, seq: i64, subscriber: &str, now: i64) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("UPDATE dispatches SET status = 'delivered', attempts = attempts + 1, last_error = NULL, updated_at = ?3, claimed_by = NULL, claimed_until = 0 WHERE event_seq = ?1 AND subscriber = ?2", params![seq, subscriber, now])?;
-        tx.execute("INSERT INTO attempts (event_seq, subscriber, at, ok) VALUES (?1, ?2, ?3, 1)", params![seq, subscriber, now])?;
-        tx.commit()?;
-        Ok(())
+        let subscriber = subscriber.to_string();
+        self.writer.write("marking a dispatch delivered", move |tx| {
+            tx.prepare_cached("UPDATE dispatches SET status = 'delivered', attempts = attempts + 1, last_error = NULL, updated_at = ?3, claimed_by = NULL, claimed_until = 0 WHERE event_seq = ?1 AND subscriber = ?2")?
+                .execute(params![seq, subscriber, now])?;
+            tx.prepare_cached("INSERT INTO attempts (event_seq, subscriber, at, ok) VALUES (?1, ?2, ?3, 1)")?.execute(params![seq, subscriber, now])?;
+            Ok(())
+        })
     }
 
     fn mark_failed(&self, seq: i64, subscriber: &str, now: i64, error: &str, retry_at: Option<i64>) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (subscriber, error) = (subscriber.to_string(), error.to_string());
         let (status, next) = match retry_at {
             Some(at) => ("pending", at),
             None => ("dead", now),
         };
-        tx.execute(
-            "UPDATE dispatches SET status = ?3, attempts = attempts + 1, next_at = ?4, last_error = ?5, updated_at = ?6, claimed_by = NULL, claimed_until = 0 WHERE event_seq = ?1 AND subscriber = ?2",
-            params![seq, subscriber, status, next, error, now],
-        )?;
-        tx.execute("INSERT INTO attempts (event_seq, subscriber, at, ok, error) VALUES (?1, ?2, ?3, 0, ?4)", params![seq, subscriber, now, error])?;
-        tx.commit()?;
-        Ok(())
+        self.writer.write("marking a dispatch failed", move |tx| {
+            tx.prepare_cached(
+                "UPDATE dispatches SET status = ?3, attempts = attempts + 1, next_at = ?4, last_error = ?5, updated_at = ?6, claimed_by = NULL, claimed_until = 0 WHERE event_seq = ?1 AND subscriber = ?2",
+            )?
+            .execute(params![seq, subscriber, status, next, error, now])?;
+            tx.prepare_cached("INSERT INTO attempts (event_seq, subscriber, at, ok, error) VALUES (?1, ?2, ?3, 0, ?4)")?.execute(params![seq, subscriber, now, error])?;
+            Ok(())
+        })
     }
 
     fn replay(&self, seq: i64, now: i64) -> Result<usize> {
@@ -614,12 +650,12 @@ impl Store for SqliteStore {
     }
 
     fn run_start(&self, script: &str, version: i64, function: &str, trigger: &str, now: i64) -> Result<i64> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO runs (script, version, function, trigger, started_at, pid, machine) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![script, version, function, trigger, now, std::process::id(), super::machine()],
-        )?;
-        Ok(conn.last_insert_rowid())
+        let (script, function, trigger) = (script.to_string(), function.to_string(), trigger.to_string());
+        self.writer.write("recording a run's start", move |c| {
+            c.prepare_cached("INSERT INTO runs (script, version, function, trigger, started_at, pid, machine) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+                .execute(params![script, version, function, trigger, now, std::process::id(), super::machine()])?;
+            Ok(c.last_insert_rowid())
+        })
     }
 
     fn interrupt_orphan_runs(&self, now: i64, alive: &dyn Fn(i64) -> bool) -> Result<usize> {
@@ -644,11 +680,13 @@ impl Store for SqliteStore {
             None => ("ok", None, None),
             Some((m, l)) => ("error", Some(m), l),
         };
-        self.conn().execute(
-            "UPDATE runs SET ended_at = ?2, outcome = ?3, error = ?4, location = ?5, steps = ?6, logs = ?7, flow_key = ?8 WHERE id = ?1",
-            params![id, now, outcome, message, location, serde_json::to_string(steps)?, serde_json::to_string(&logs.lines)?, logs.flow_key],
-        )?;
-        Ok(())
+        let (message, location) = (message.map(str::to_string), location.map(str::to_string));
+        let (steps, lines, flow_key) = (serde_json::to_string(steps)?, serde_json::to_string(&logs.lines)?, logs.flow_key.clone());
+        self.writer.write("recording a run's end", move |c| {
+            c.prepare_cached("UPDATE runs SET ended_at = ?2, outcome = ?3, error = ?4, location = ?5, steps = ?6, logs = ?7, flow_key = ?8 WHERE id = ?1")?
+                .execute(params![id, now, outcome, message, location, steps, lines, flow_key])?;
+            Ok(())
+        })
     }
 
     fn backlog(&self) -> Result<Backlog> {
@@ -694,7 +732,11 @@ impl Store for SqliteStore {
     }
 
     fn step_put(&self, script: &str, key: &str, result: &str, run_id: i64, now: i64) -> Result<()> {
-        self.conn().execute("INSERT OR IGNORE INTO steps (script, key, result, run_id, at) VALUES (?1, ?2, ?3, ?4, ?5)", params![script, key, result, run_id, now])?;
+        let (script, key, result) = (script.to_string(), key.to_string(), result.to_string());
+        self.writer.write("recording a step's result", move |c| {
+            c.prepare_cached("INSERT OR IGNORE INTO steps (script, key, result, run_id, at) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![script, key, result, run_id, now])?;
+            Ok(())
+        })?;
         Ok(())
     }
 

@@ -4,15 +4,17 @@
 use super::sqlite::SqliteStore;
 use crate::rate_limit::ledger::{LedgerRows, LedgerStore, Pause};
 use anyhow::Result;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 impl LedgerStore for SqliteStore {
     fn ledger_tx(&self, f: &mut dyn FnMut(&mut dyn LedgerRows) -> Result<()>) -> Result<()> {
-        let mut conn = self.ledger_conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        f(&mut Rows(&tx))?;
-        tx.commit()?;
-        Ok(())
+        // On the writer, with group commit: the ledger's batch shares its
+        // transaction with whatever dispatch bookkeeping is queued. A
+        // second connection would not let it pass a webhook commit (SQLite
+        // has one write lock per file); it would wait in SQLite's busy
+        // handler, which sleeps 1, 2, 5, 10… ms per retry instead of
+        // queueing, and under load every budget take slept.
+        self.writer().write_now(|c| f(&mut Rows(c)))
     }
 }
 
