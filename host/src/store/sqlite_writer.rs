@@ -77,6 +77,8 @@ impl<T: Send, F: FnMut(&Connection) -> Result<T> + Send> Queued for Op<T, F> {
 pub(super) struct Writer {
     conn: Mutex<Connection>,
     queue: Mutex<Vec<Box<dyn Queued>>>,
+    /// Transactions committed (batches, not writes).
+    commits: std::sync::atomic::AtomicU64,
 }
 
 /// The writer's connection, held. Letting it go wakes the oldest queued
@@ -108,7 +110,7 @@ impl Drop for Locked<'_> {
 
 impl Writer {
     pub fn new(conn: Connection) -> Writer {
-        Writer { conn: Mutex::new(conn), queue: Mutex::new(Vec::new()) }
+        Writer { conn: Mutex::new(conn), queue: Mutex::new(Vec::new()), commits: Default::default() }
     }
 
     /// The connection itself, for work that is not batched (migrations,
@@ -179,14 +181,14 @@ impl Writer {
         };
         if ops.is_empty() {
             return match own {
-                Some(f) => in_transaction(&conn, |c| f(c)),
+                Some(f) => in_transaction(&conn, &self.commits, |c| f(c)),
                 None => Ok(()),
             };
         }
         let single = ops.len() == 1 && own.is_none();
         let mut results: Vec<Result<()>> = Vec::with_capacity(ops.len());
         let mut own_result = Ok(());
-        let batch = in_transaction(&conn, |c| {
+        let batch = in_transaction(&conn, &self.commits, |c| {
             for op in ops.iter_mut() {
                 results.push(if single { op.run(c) } else { savepoint(c, |c| op.run(c)) });
                 lost_transaction(c)?;
@@ -209,11 +211,11 @@ impl Writer {
             Err(e) if ops.len() + own.is_some() as usize > 1 => {
                 tracing::warn!("store: a batch of {} write(s) failed, each is tried alone: {e:#}", ops.len() + own.is_some() as usize);
                 for mut op in ops {
-                    let r = in_transaction(&conn, |c| op.run(c));
+                    let r = in_transaction(&conn, &self.commits, |c| op.run(c));
                     op.complete(r);
                 }
                 match own {
-                    Some(f) => in_transaction(&conn, |c| f(c)),
+                    Some(f) => in_transaction(&conn, &self.commits, |c| f(c)),
                     None => Ok(()),
                 }
             }
@@ -234,10 +236,13 @@ impl Writer {
 /// `BEGIN IMMEDIATE`, `f`, `COMMIT` — or `ROLLBACK` when `f` fails. Taking
 /// the write lock first means a batch never fails half-way because another
 /// process wrote in between (see [`super::sqlite::SqliteStore`]).
-fn in_transaction(conn: &Connection, f: impl FnOnce(&Connection) -> Result<()>) -> Result<()> {
+fn in_transaction(conn: &Connection, commits: &std::sync::atomic::AtomicU64, f: impl FnOnce(&Connection) -> Result<()>) -> Result<()> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     match f(conn).and_then(|()| Ok(conn.prepare_cached("COMMIT")?.execute([]).map(|_| ())?)) {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
         Err(e) => {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -298,20 +303,13 @@ mod tests {
         }
     }
 
-    fn count_commits(w: &Writer) -> Arc<std::sync::atomic::AtomicUsize> {
-        let commits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let c = commits.clone();
-        w.lock().commit_hook(Some(move || {
-            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            false
-        }));
-        commits
+    fn commits(w: &Writer) -> u64 {
+        w.commits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     #[test]
     fn writes_queued_while_the_writer_is_busy_commit_together() {
         let w = writer();
-        let commits = count_commits(&w);
         let guard = w.lock();
         let writers: Vec<_> = (0..8).map(|k| insert(&w, k, "x")).collect();
         wait_queued(&w, 8);
@@ -320,7 +318,7 @@ mod tests {
             assert_eq!(t.join().unwrap().unwrap(), 1);
         }
         assert_eq!(count(&w), 8);
-        assert_eq!(commits.load(std::sync::atomic::Ordering::Relaxed), 1, "eight queued writes, one transaction");
+        assert_eq!(commits(&w), 1, "eight queued writes, one transaction");
     }
 
     #[test]
@@ -353,7 +351,6 @@ mod tests {
     #[test]
     fn many_threads_writing_at_once_lose_nothing() {
         let w = writer();
-        let commits = count_commits(&w);
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let w = w.clone();
@@ -367,13 +364,12 @@ mod tests {
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert_eq!(count(&w), 1600);
-        println!("1600 writes from 8 threads: {} commits", commits.load(std::sync::atomic::Ordering::Relaxed));
+        println!("1600 writes from 8 threads: {} commits", commits(&w));
     }
 
     #[test]
     fn write_now_runs_what_was_queued_first_in_its_transaction() {
         let w = writer();
-        let commits = count_commits(&w);
         let guard = w.lock();
         let queued = insert(&w, 5, "queued");
         wait_queued(&w, 1);
@@ -385,7 +381,7 @@ mod tests {
         assert_eq!(v, "queued", "the write queued first ran first");
         let err = now.unwrap_err();
         assert!(format!("{err:#}").contains("UNIQUE"), "{err:#}");
-        let n = commits.load(std::sync::atomic::Ordering::Relaxed);
+        let n = commits(&w);
         assert!(n == 1 || n == 2, "{n}");
     }
 }
