@@ -206,7 +206,12 @@ pub async fn pipeline(fx: &Fixture) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut results = Vec::new();
     let mut next_id = 10_000_000i64;
-    for rate in RATES {
+    // BENCH_RATES=250,1000 measures only those (the headline needs all).
+    let rates: Vec<u32> = match std::env::var("BENCH_RATES") {
+        Ok(list) => list.split(',').filter_map(|r| r.trim().parse().ok()).collect(),
+        Err(_) => RATES.to_vec(),
+    };
+    for rate in rates {
         // A fresh host and store per rate: no backlog carried over.
         let host = HostProcess::start(fx).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
