@@ -157,13 +157,14 @@ impl Writer {
     /// Run `f` in a write transaction now, on this thread, together with
     /// everything queued before it (which commits first, in the same
     /// transaction). For writes that borrow what they write (a webhook
-    /// batch, the rate ledger's jobs) and are batches already.
-    pub fn write_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    /// batch, the rate ledger's jobs) and are batches already. Like a
+    /// queued write, `f` may run twice (alone, after a batch that failed).
+    pub fn write_now<T>(&self, mut f: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.lock();
-        let mut f = Some(f);
         let mut out = None;
+        // Run again alone if the batch it was in could not commit, so `f`
+        // computes its answer afresh each time.
         let mut own = |c: &Connection| -> Result<()> {
-            let f = f.take().ok_or_else(|| anyhow!("the write ran twice"))?;
             out = Some(f(c)?);
             Ok(())
         };
@@ -346,6 +347,27 @@ mod tests {
         assert_eq!(count(&w), 2);
         let v: String = w.lock().query_row("SELECT v FROM t WHERE k = 1", [], |r| r.get(0)).unwrap();
         assert_eq!(v, "x");
+    }
+
+    #[test]
+    fn when_a_write_ends_the_transaction_the_others_are_tried_alone() {
+        let w = writer();
+        // The bare lock: letting it go wakes nobody, so write_now leads both.
+        let raw = w.conn.lock();
+        let good = insert(&w, 1, "queued");
+        wait_queued(&w, 1);
+        let rogue = {
+            let w = w.clone();
+            // Ends the batch's transaction from inside: SQLite's own rollback on I/O errors looks the same.
+            std::thread::spawn(move || w.write("rogue", |c| Ok(c.execute_batch("ROLLBACK")?)))
+        };
+        wait_queued(&w, 2);
+        drop(raw);
+        let mine = w.write_now(|c| Ok(c.execute("INSERT INTO t (k, v) VALUES (2, 'now')", [])?));
+        assert_eq!(mine.unwrap(), 1, "write_now's own write is retried alone");
+        assert_eq!(good.join().unwrap().unwrap(), 1, "the queued write is retried alone");
+        assert!(rogue.join().unwrap().is_err(), "the write that broke the batch fails");
+        assert_eq!(count(&w), 2);
     }
 
     #[test]
