@@ -216,16 +216,8 @@ impl Dispatcher {
                     // Work the lane while it has due events, in order; stop
                     // at the first failure (it holds the lane while it backs off).
                     let mut item = item;
-                    loop {
-                        let seq = item.seq;
-                        if !this.attempt(item).await {
-                            break;
-                        }
-                        let now = now_ms();
-                        match this.store.lane_next(&lane, seq, &this.claim(now), now) {
-                            Ok(Some(next)) => item = next,
-                            _ => break,
-                        }
+                    while let Some(next) = this.attempt(item, &lane).await {
+                        item = next;
                     }
                     in_flight.lock().unwrap().remove(&lane);
                     this.wake.notify_one();
@@ -240,36 +232,63 @@ impl Dispatcher {
         }
     }
 
-    /// Deliver one event; true when it was delivered.
-    async fn attempt(&self, item: crate::store::Due) -> bool {
+    /// Deliver one event and record how it went; when it was delivered,
+    /// claim its lane's next event (if due) and return it.
+    async fn attempt(self: &Arc<Self>, item: crate::store::Due, lane: &crate::store::Lane) -> Option<crate::store::Due> {
         let result = match self.subscriber(&item.subscriber) {
             Some(s) => s.deliver(&item.connector, &item.event).await,
             None => Err(Failure::transient(format!("subscriber {} is not registered (script removed or not loaded yet)", item.subscriber))),
         };
-        let now = now_ms();
-        let mut outcome = "delivered";
-        let stored = match &result {
-            Ok(()) => self.store.mark_delivered(item.seq, &item.subscriber, now),
-            Err(Failure { message: error, permanent }) => {
-                let attempts = item.attempts + 1;
-                let retry_at = (!permanent && attempts < self.policy.max_attempts).then(|| now + self.policy.backoff(attempts).as_millis() as i64);
-                outcome = if retry_at.is_none() { "dead" } else { "retry" };
-                if retry_at.is_none() {
-                    tracing::error!(seq = item.seq, subscriber = %item.subscriber, attempts, "event dead-lettered: {error}");
-                } else {
-                    tracing::warn!(seq = item.seq, subscriber = %item.subscriber, attempts, "delivery failed, will retry: {error}");
-                }
-                self.store.mark_failed(item.seq, &item.subscriber, now, error, retry_at)
-            }
+        let delivered = result.is_ok();
+        let outcome = match &result {
+            Ok(()) => "delivered",
+            Err(Failure { permanent, .. }) if *permanent || item.attempts + 1 >= self.policy.max_attempts => "dead",
+            Err(_) => "retry",
         };
-        if let Err(e) = stored {
-            // The attempt stays pending in the store and is retried: at
-            // least once, never lost.
-            tracing::error!(seq = item.seq, "dispatch: recording the outcome failed: {e:#}");
-            return false;
+        if let Err(Failure { message: error, .. }) = &result {
+            if outcome == "dead" {
+                tracing::error!(seq = item.seq, subscriber = %item.subscriber, attempts = item.attempts + 1, "event dead-lettered: {error}");
+            } else {
+                tracing::warn!(seq = item.seq, subscriber = %item.subscriber, attempts = item.attempts + 1, "delivery failed, will retry: {error}");
+            }
         }
-        self.metrics.dispatch(outcome);
-        result.is_ok()
+        // The store calls block (on the writer, or a database round trip):
+        // off the runtime's workers, which serve webhooks and the plugins'
+        // HTTP calls meanwhile. The mark and the next claim share one trip.
+        let (this, lane, seq, subscriber, attempts) = (self.clone(), lane.clone(), item.seq, item.subscriber, item.attempts + 1);
+        let recorded = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            let stored = match result {
+                Ok(()) => this.store.mark_delivered(seq, &subscriber, now),
+                Err(Failure { message: error, permanent }) => {
+                    let retry_at = (!permanent && attempts < this.policy.max_attempts).then(|| now + this.policy.backoff(attempts).as_millis() as i64);
+                    this.store.mark_failed(seq, &subscriber, now, &error, retry_at)
+                }
+            };
+            if let Err(e) = stored {
+                // The attempt stays pending in the store and is retried: at
+                // least once, never lost.
+                tracing::error!(seq, "dispatch: recording the outcome failed: {e:#}");
+                return (false, None);
+            }
+            if !delivered {
+                return (true, None);
+            }
+            let now = now_ms();
+            (true, this.store.lane_next(&lane, seq, &this.claim(now), now).ok().flatten())
+        })
+        .await;
+        match recorded {
+            Ok((true, next)) => {
+                self.metrics.dispatch(outcome);
+                next
+            }
+            Ok((false, _)) => None,
+            Err(e) => {
+                tracing::error!(seq, "dispatch: recording the outcome panicked: {e}");
+                None
+            }
+        }
     }
 }
 
