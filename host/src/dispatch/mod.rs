@@ -240,28 +240,26 @@ impl Dispatcher {
             None => Err(Failure::transient(format!("subscriber {} is not registered (script removed or not loaded yet)", item.subscriber))),
         };
         let delivered = result.is_ok();
-        let outcome = match &result {
-            Ok(()) => "delivered",
-            Err(Failure { permanent, .. }) if *permanent || item.attempts + 1 >= self.policy.max_attempts => "dead",
-            Err(_) => "retry",
-        };
+        let attempts = item.attempts + 1;
+        let retry = matches!(&result, Err(f) if !f.permanent && attempts < self.policy.max_attempts);
+        let outcome = if delivered { "delivered" } else if retry { "retry" } else { "dead" };
         if let Err(Failure { message: error, .. }) = &result {
-            if outcome == "dead" {
-                tracing::error!(seq = item.seq, subscriber = %item.subscriber, attempts = item.attempts + 1, "event dead-lettered: {error}");
+            if retry {
+                tracing::warn!(seq = item.seq, subscriber = %item.subscriber, attempts, "delivery failed, will retry: {error}");
             } else {
-                tracing::warn!(seq = item.seq, subscriber = %item.subscriber, attempts = item.attempts + 1, "delivery failed, will retry: {error}");
+                tracing::error!(seq = item.seq, subscriber = %item.subscriber, attempts, "event dead-lettered: {error}");
             }
         }
         // The store calls block (on the writer, or a database round trip):
         // off the runtime's workers, which serve webhooks and the plugins'
         // HTTP calls meanwhile. The mark and the next claim share one trip.
-        let (this, lane, seq, subscriber, attempts) = (self.clone(), lane.clone(), item.seq, item.subscriber, item.attempts + 1);
+        let (this, lane, seq, subscriber) = (self.clone(), lane.clone(), item.seq, item.subscriber);
         let recorded = tokio::task::spawn_blocking(move || {
             let now = now_ms();
             let stored = match result {
                 Ok(()) => this.store.mark_delivered(seq, &subscriber, now),
-                Err(Failure { message: error, permanent }) => {
-                    let retry_at = (!permanent && attempts < this.policy.max_attempts).then(|| now + this.policy.backoff(attempts).as_millis() as i64);
+                Err(Failure { message: error, .. }) => {
+                    let retry_at = retry.then(|| now + this.policy.backoff(attempts).as_millis() as i64);
                     this.store.mark_failed(seq, &subscriber, now, &error, retry_at)
                 }
             };

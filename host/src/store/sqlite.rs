@@ -736,8 +736,7 @@ impl Store for SqliteStore {
         self.writer.write("recording a step's result", move |c| {
             c.prepare_cached("INSERT OR IGNORE INTO steps (script, key, result, run_id, at) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![script, key, result, run_id, now])?;
             Ok(())
-        })?;
-        Ok(())
+        })
     }
 
     fn state_get(&self, script: &str, key: &str) -> Result<Option<String>> {

@@ -220,15 +220,12 @@ impl Writer {
                     None => Ok(()),
                 }
             }
+            // One queued write alone: its error is its answer.
             Err(e) => {
-                let msg = format!("{e:#}");
                 for op in ops {
-                    op.complete(Err(anyhow!("{msg}")));
+                    op.complete(Err(anyhow!("{e:#}")));
                 }
-                match own {
-                    Some(_) => Err(e),
-                    None => Ok(()),
-                }
+                Ok(())
             }
         }
     }
